@@ -1,0 +1,66 @@
+"""paramill: parameterize and run Jupyter notebooks (a papermill-compatible runner).
+
+The public surface is small and imported lazily, so ``paramill --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    CellTimeoutError,
+    ExecutionError,
+    InputError,
+    KernelDiedError,
+    KernelError,
+    OutputError,
+    PapermillException,
+    PapermillExecutionError,
+    ParameterError,
+    ParamillError,
+    RunCancelledError,
+    RunTimeoutError,
+    StorageError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "execute_notebook": "execute",
+    "inspect_notebook": "execute",
+    "run": "execute",
+    "RunResult": "execute",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paramill' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "CellTimeoutError",
+    "ExecutionError",
+    "InputError",
+    "KernelDiedError",
+    "KernelError",
+    "OutputError",
+    "ParameterError",
+    "ParamillError",
+    "PapermillException",
+    "PapermillExecutionError",
+    "RunCancelledError",
+    "RunResult",
+    "RunTimeoutError",
+    "StorageError",
+    "__version__",
+    "execute_notebook",
+    "inspect_notebook",
+    "run",
+]

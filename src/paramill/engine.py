@@ -1,0 +1,453 @@
+"""Executing a notebook on a kernel: the only module that talks to a kernel client.
+
+Runs on nbclient's cell execution. Around it: papermill's per-cell metadata (status, timings),
+coalesced saves, log streaming, and one stop mechanism for everything that ends a run early
+(per-cell timeout, whole-run timeout, kernel death or hang, SIGINT/SIGTERM), each of which
+marks the cell failed, shuts the kernel down and is reported as its own error class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from .errors import (
+    CellTimeoutError,
+    ExecutionError,
+    KernelDiedError,
+    OutputError,
+    ParamillError,
+    RunCancelledError,
+    RunTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+logger = logging.getLogger("paramill")
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+class Autosaver:
+    """Coalesces save requests: at most one write per ``interval`` seconds, never stale longer.
+
+    ``request`` marks the notebook dirty and, if a write is not allowed yet, schedules one on the
+    event loop for when it is; ``flush`` writes now. Writes run on the loop thread, so the
+    notebook is never serialized while nbclient is changing it.
+    """
+
+    def __init__(self, write: Callable[[NotebookNode], None] | None, interval: float) -> None:
+        self._write = write
+        self.interval = interval
+        self._last = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self.writes = 0
+        self.error: ParamillError | None = None
+        self.on_error: Callable[[ParamillError], None] | None = None
+
+    def request(self, nb: NotebookNode) -> None:
+        if self._write is None or self._timer is not None:
+            return
+        wait = self._last + self.interval - time.monotonic()
+        if wait <= 0:
+            self.flush(nb)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timer = loop.call_later(wait, self.flush, nb)
+
+    def flush(self, nb: NotebookNode) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._write is None:
+            return
+        try:
+            self._write(nb)
+            self.writes += 1
+        except ParamillError as exc:  # reported through on_error: the run is stopped
+            self.error = exc
+            self._write = None
+            if self.on_error:
+                self.on_error(exc)
+        finally:
+            self._last = time.monotonic()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _Stop:
+    """Why a run is being stopped early, and the task to interrupt."""
+
+    def __init__(self, task: asyncio.Task) -> None:
+        self.task = task
+        self.error_class: type[ExecutionError] | None = None
+        self.reason = ""
+        self.signal_number = 0
+        self.cause: BaseException | None = None
+
+    def __call__(self, error_class: type[ExecutionError], reason: str, **kw: Any) -> None:
+        if self.error_class is not None:
+            return  # the first reason wins
+        self.error_class = error_class
+        self.reason = reason
+        self.signal_number = kw.get("signal_number", 0)
+        self.cause = kw.get("cause")
+        self.task.cancel()
+
+    def error_for(self, cell: Any, index: int) -> ExecutionError:
+        cls = self.error_class or KernelDiedError
+        reason = self.reason or "the kernel process died"
+        kwargs: dict[str, Any] = {}
+        if cls is RunCancelledError:
+            kwargs["signal_number"] = self.signal_number
+        return cls(
+            cell_index=index,
+            exec_count=cell.get("execution_count"),
+            source=cell.get("source", ""),
+            ename=cls.__name__,
+            evalue=reason,
+            traceback=[],
+            **kwargs,
+        )
+
+
+def _make_client_class() -> type:
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        """nbclient's client with output streaming (log, stdout/stderr files) and autosave."""
+
+        def __init__(self, nb: NotebookNode, *, on_output: Callable, **kw: Any) -> None:
+            super().__init__(nb, **kw)
+            self._on_output = on_output
+
+        def process_message(self, msg: dict, cell: NotebookNode, cell_index: int) -> Any:
+            output = super().process_message(msg, cell, cell_index)
+            if output is not None:
+                self._on_output(output)
+            return output
+
+    return Client
+
+
+class NBClientEngine:
+    """The default engine (papermill's ``nbclient`` engine)."""
+
+    def __init__(
+        self,
+        *,
+        kernel_name: str,
+        saver: Autosaver,
+        cwd: str | None = None,
+        start_timeout: float = 60,
+        execution_timeout: float | None = None,
+        run_timeout: float | None = None,
+        kernel_liveness_timeout: float = 10.0,
+        log_output: bool = False,
+        stdout_file: IO[str] | None = None,
+        stderr_file: IO[str] | None = None,
+        progress_bar: bool | dict = False,
+        handle_signals: bool = True,
+        kernel_env: dict[str, str] | None = None,
+        autosave_outputs: bool = True,
+        **nbclient_kwargs: Any,
+    ) -> None:
+        self.kernel_name = kernel_name
+        self.saver = saver
+        self.cwd = cwd
+        self.start_timeout = start_timeout
+        self.execution_timeout = execution_timeout or None
+        self.run_timeout = run_timeout or None
+        self.kernel_liveness_timeout = kernel_liveness_timeout
+        self.log_output = log_output
+        self.stdout_file = stdout_file
+        self.stderr_file = stderr_file
+        self.progress_bar = progress_bar
+        self.handle_signals = handle_signals
+        self.kernel_env = kernel_env
+        self.autosave_outputs = autosave_outputs
+        self.nbclient_kwargs = nbclient_kwargs
+        self.kernel_pid: int | None = None
+
+    def execute(self, nb: NotebookNode) -> ExecutionError | None:
+        """Run every cell of ``nb`` in place; return the error that ended the run early, if any.
+
+        Cell exceptions are left in the notebook for the caller's scan (they are not returned).
+        """
+        from jupyter_core.utils import run_sync
+
+        return run_sync(self._execute)(nb)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    @staticmethod
+    def _reset(nb: NotebookNode) -> None:
+        meta = nb.metadata.setdefault("papermill", {})
+        meta.update(start_time=now_iso(), end_time=None, duration=None, exception=None)
+        for cell in nb.cells:
+            cell.metadata["papermill"] = {
+                "exception": None,
+                "start_time": None,
+                "end_time": None,
+                "duration": None,
+                "status": "pending",
+            }
+            if cell.cell_type == "code":
+                cell.outputs = []
+                cell.execution_count = None
+
+    @staticmethod
+    def _finish_cell(cell: NotebookNode) -> None:
+        meta = cell.metadata.papermill
+        meta["end_time"] = now_iso()
+        if meta.get("start_time"):
+            start = datetime.datetime.fromisoformat(meta["start_time"])
+            end = datetime.datetime.fromisoformat(meta["end_time"])
+            meta["duration"] = (end - start).total_seconds()
+        if meta["status"] != "failed":
+            meta["status"] = "completed"
+
+    @staticmethod
+    def _fail_cell(nb: NotebookNode, cell: NotebookNode) -> None:
+        cell.metadata.papermill.update(exception=True, status="failed")
+        nb.metadata.papermill["exception"] = True
+
+    def _on_output(self, output: NotebookNode, nb: NotebookNode) -> None:
+        kind = output.get("output_type")
+        if kind == "stream":
+            text = output.get("text", "")
+            target = self.stdout_file if output.get("name") == "stdout" else self.stderr_file
+            if target is not None:
+                target.write(text)
+                target.flush()
+            if self.log_output:
+                level = logging.INFO if output.get("name") == "stdout" else logging.WARNING
+                logger.log(level, text.rstrip("\n"))
+        elif self.log_output and kind in ("execute_result", "display_data"):
+            plain = output.get("data", {}).get("text/plain")
+            if plain:
+                logger.info(plain)
+        if self.autosave_outputs:
+            self.saver.request(nb)
+
+    # -- the run -------------------------------------------------------------------------------
+    async def _execute(self, nb: NotebookNode) -> ExecutionError | None:
+        from nbclient.exceptions import CellExecutionError, DeadKernelError
+        from nbclient.exceptions import CellTimeoutError as NBCellTimeout
+
+        from .kernels import kernel_pid, start_kernel, stop_kernel
+
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        tasks_before = asyncio.all_tasks()
+        stop = _Stop(task)
+        self.saver.on_error = lambda exc: stop(
+            OutputError, f"the output could not be saved: {exc.message}", cause=exc
+        )
+        self._reset(nb)
+        started = time.monotonic()
+        self.saver.flush(nb)
+
+        restore = self._install_signal_handlers(loop, stop)
+        timer = None
+        if self.run_timeout:
+            timer = loop.call_later(
+                self.run_timeout,
+                lambda: stop(
+                    RunTimeoutError, f"the run exceeded {self.run_timeout:g} s (--timeout)"
+                ),
+            )
+        bar = self._progress(nb)
+        km = kc = watchdog = None
+        error: ExecutionError | None = None
+        current: tuple[int, Any] | None = None
+        try:
+            km, kc = await start_kernel(
+                self.kernel_name,
+                cwd=self.cwd,
+                startup_timeout=self.start_timeout,
+                env=self.kernel_env,
+            )
+            self.kernel_pid = kernel_pid(km)
+            logger.info("Executing notebook with kernel: %s", self.kernel_name)
+            client = _make_client_class()(
+                nb,
+                km=km,
+                on_output=lambda out: self._on_output(out, nb),
+                timeout=self.execution_timeout,
+                startup_timeout=self.start_timeout,
+                kernel_name=self.kernel_name,
+                raise_on_iopub_timeout=True,
+                **self.nbclient_kwargs,
+            )
+            client.kc = kc
+            watchdog = asyncio.ensure_future(self._watch_heartbeat(kc, stop))
+            for index, cell in enumerate(nb.cells):
+                current = (index, cell)
+                cell.metadata.papermill.update(
+                    start_time=now_iso(), status="running", exception=False
+                )
+                if self.log_output:
+                    logger.info(f"Executing Cell {index + 1}".ljust(40, "-"))
+                self.saver.request(nb)
+                try:
+                    await client.async_execute_cell(cell, index)
+                except CellExecutionError as exc:
+                    if exc.ename == "SystemExit" and exc.evalue in ("", "0"):
+                        break  # a clean sys.exit(): stop here, not a failure
+                    self._fail_cell(nb, cell)
+                    break
+                except NBCellTimeout as exc:
+                    self._fail_cell(nb, cell)
+                    error = CellTimeoutError(
+                        cell_index=index,
+                        exec_count=cell.get("execution_count"),
+                        source=cell.source,
+                        ename="CellTimeoutError",
+                        evalue=str(exc).strip().splitlines()[0]
+                        if str(exc).strip()
+                        else f"exceeded {self.execution_timeout} s",
+                        traceback=[],
+                    )
+                    break
+                except (DeadKernelError, asyncio.CancelledError):
+                    self._fail_cell(nb, cell)
+                    error = stop.error_for(cell, index)
+                    break
+                finally:
+                    self._finish_cell(cell)
+                    if self.log_output:
+                        logger.info(f"Ending Cell {index + 1}".ljust(43, "-"))
+                    if bar is not None and cell.cell_type == "code":
+                        bar.update(1)
+                    if stop.error_class is None:
+                        self.saver.request(nb)
+                current = None
+            if error is None and stop.error_class is None:
+                await self._refresh_language_info(nb, kc)
+                client.set_widgets_metadata()
+        except asyncio.CancelledError:
+            # stopped while the kernel was starting or between cells
+            index, cell = current if current else (None, {})
+            if current:
+                self._fail_cell(nb, cell)
+                self._finish_cell(cell)
+            error = stop.error_for(cell, index) if current else stop.error_for({}, None)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if watchdog is not None:
+                watchdog.cancel()
+            restore()
+            if bar is not None:
+                bar.render_finish()
+            if km is not None:
+                await stop_kernel(km, kc, grace=0 if error is not None else 3.0)
+            for leftover in asyncio.all_tasks() - tasks_before - {task}:
+                leftover.cancel()
+            self._finish_notebook(nb, started)
+            self.saver.cancel()
+        if error is not None:
+            self._add_error_output(nb, error)
+        return error
+
+    @staticmethod
+    def _add_error_output(nb: NotebookNode, error: ExecutionError) -> None:
+        import nbformat
+
+        if error.cell_index is None:
+            return
+        cell = nb.cells[error.cell_index]
+        if cell.cell_type == "code":
+            cell.outputs.append(
+                nbformat.v4.new_output(
+                    "error", ename=error.ename, evalue=error.evalue, traceback=[error.evalue]
+                )
+            )
+
+    def _finish_notebook(self, nb: NotebookNode, started: float) -> None:
+        # cells after a stop stay "pending": they did not run
+        meta = nb.metadata.papermill
+        meta["end_time"] = now_iso()
+        meta["duration"] = round(time.monotonic() - started, 6)
+
+    async def _refresh_language_info(self, nb: NotebookNode, kc: Any) -> None:
+        try:
+            msg_id = kc.kernel_info()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                reply = await kc.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    info = reply["content"].get("language_info")
+                    if info:
+                        nb.metadata["language_info"] = info
+                    return
+        except Exception:
+            logger.debug("kernel_info after the run failed", exc_info=True)
+
+    async def _watch_heartbeat(self, kc: Any, stop: _Stop) -> None:
+        """Stop the run when the kernel stops answering heartbeats (hung, SIGSTOP, frozen)."""
+        silent_since: float | None = None
+        while True:
+            await asyncio.sleep(0.5)
+            if kc.hb_channel.is_beating():
+                silent_since = None
+                continue
+            silent_since = silent_since or time.monotonic()
+            if time.monotonic() - silent_since >= self.kernel_liveness_timeout:
+                stop(
+                    KernelDiedError,
+                    f"the kernel stopped responding (no heartbeat for "
+                    f"{self.kernel_liveness_timeout:g} s)",
+                )
+                return
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop, stop: _Stop) -> Callable:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        names = {signal.SIGINT: "interrupted (SIGINT)", signal.SIGTERM: "terminated (SIGTERM)"}
+        previous = {}
+        for sig, text in names.items():
+            try:
+                previous[sig] = signal.getsignal(sig)
+                loop.add_signal_handler(
+                    sig, lambda s=sig, t=text: stop(RunCancelledError, t, signal_number=int(s))
+                )
+            except (ValueError, RuntimeError, NotImplementedError):
+                previous.pop(sig, None)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)
+
+        return restore
+
+    def _progress(self, nb: NotebookNode) -> Any:
+        if not self.progress_bar:
+            return None
+        import click
+
+        total = sum(1 for c in nb.cells if c.cell_type == "code")
+        options = {"label": "Executing", "file": sys.stderr, "show_pos": True}
+        if isinstance(self.progress_bar, dict):
+            options.update({k: v for k, v in self.progress_bar.items() if k in ("label",)})
+        bar = click.progressbar(length=total, **options)
+        bar.render_progress()
+        return bar

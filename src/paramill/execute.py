@@ -1,0 +1,441 @@
+"""The one path every run takes: read, parameterize, execute, mark failures, write.
+
+``run`` returns a RunResult and never raises for a failed notebook; ``execute_notebook`` is
+papermill's API on top of it (returns the notebook, raises the run's error).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from . import notebook as nbops
+from . import storage
+from .errors import (
+    ExecutionError,
+    InputError,
+    KernelError,
+    MissingParameterError,
+    OutputError,
+    StorageError,
+)
+from .parameters import check_parameters, get_translator, json_safe, resolve
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+logger = logging.getLogger("paramill")
+
+PathLike = str | os.PathLike
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its status, the executed notebook and, on failure, the error."""
+
+    status: str  # completed | failed | timeout | kernel-died | cancelled | output-error | prepared
+    notebook: NotebookNode
+    input_path: str | None
+    output_path: str | None
+    parameters: dict[str, Any]
+    kernel_name: str | None = None
+    error: ExecutionError | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    duration: float | None = None
+    cell_durations: list[float | None] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def raise_for_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def path_parameters(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """papermill's ``pm`` builtins for path templates, overridable by user parameters."""
+    builtins = {
+        "pm": {
+            "run_uuid": str(uuid.uuid4()),
+            "current_datetime_local": datetime.datetime.now(),
+            "current_datetime_utc": datetime.datetime.now(datetime.timezone.utc),
+        }
+    }
+    builtins.update(parameters or {})
+    return builtins
+
+
+def template_path(path: Any, parameters: Mapping[str, Any]) -> Any:
+    """Fill ``{name}`` fields of a path from parameters.
+
+    A name that is not a parameter is an error; a path whose braces are not a valid template
+    (a real ``{`` in a file name) is used as it is.
+    """
+    if not isinstance(path, str) or "{" not in path or is_notebook_text(path):
+        return path
+    try:
+        return path.format(**parameters)
+    except KeyError as exc:
+        raise MissingParameterError(
+            f"path {path!r} uses {{{exc.args[0]}}}, which is not a parameter"
+        ) from None
+    except (ValueError, IndexError, AttributeError, TypeError):
+        return path
+
+
+def is_notebook_text(path: Any) -> bool:
+    return isinstance(path, str) and path.lstrip().startswith("{") and '"cells"' in path
+
+
+def read_notebook_source(path: Any, storage_options: dict[str, Any] | None = None) -> NotebookNode:
+    """A fresh notebook from a path/URL, ``-``, notebook JSON text, or a NotebookNode (copied)."""
+    if isinstance(path, Mapping):
+        return nbops.loads(nbops.dumps(path), "notebook object")
+    if is_notebook_text(path):
+        return nbops.loads(path, "notebook text")
+    path = os.fspath(path)
+    text = storage.read_text(path, storage_options)
+    return nbops.loads(text, path)
+
+
+def write_notebook(
+    nb: NotebookNode, path: str, storage_options: dict[str, Any] | None = None
+) -> None:
+    storage.write_text(path, nbops.dumps(nb), storage_options)
+
+
+def notebook_kernel_name(nb: NotebookNode, override: str | None = None) -> str:
+    name = override or nb.metadata.get("kernelspec", {}).get("name")
+    if not name:
+        raise KernelError(
+            "the notebook names no kernel (metadata.kernelspec.name is missing); pass -k KERNEL"
+        )
+    return name
+
+
+def notebook_language(nb: NotebookNode, override: str | None = None) -> str:
+    language = (
+        override
+        or nb.metadata.get("language_info", {}).get("name")
+        or nb.metadata.get("kernelspec", {}).get("language")
+    )
+    if not language:
+        raise KernelError(
+            "the notebook names no language (metadata.language_info.name and "
+            "kernelspec.language are missing); pass -l LANGUAGE"
+        )
+    return language
+
+
+def _rewrite_kernelspec(nb: NotebookNode, kernel_name: str) -> None:
+    """With -k, the output names the kernel it actually ran on (papermill #856)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from .kernels import no_such_kernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise no_such_kernel(kernel_name) from None
+    nb.metadata["kernelspec"] = {
+        "name": kernel_name,
+        "display_name": spec.display_name,
+        "language": spec.language,
+    }
+
+
+def get_engine(name: str | None) -> type:
+    from .engine import NBClientEngine
+
+    if name in (None, "", "nbclient"):
+        return NBClientEngine
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="paramill.engines"):
+        if ep.name == name:
+            return ep.load()
+    known = sorted({"nbclient", *(ep.name for ep in entry_points(group="paramill.engines"))})
+    raise InputError(f"no engine named {name!r} (known: {', '.join(known)})")
+
+
+def parameterize(
+    nb: NotebookNode,
+    parameters: Mapping[str, Any],
+    *,
+    kernel_name: str | None = None,
+    language: str | None = None,
+    strict: bool = False,
+    report_mode: bool = False,
+    comment: str = "Parameters",
+) -> NotebookNode:
+    """Check ``parameters`` against the notebook's declarations and inject them (no kernel)."""
+    translator = get_translator(
+        kernel_name or nb.metadata.get("kernelspec", {}).get("name"),
+        notebook_language(nb, language),
+    )
+    declared = None
+    params_index = nbops.find_tagged(nb, nbops.PARAMETERS_TAG)
+    if params_index is not None:
+        try:
+            declared = translator.inspect(nb.cells[params_index].source)
+        except NotImplementedError:
+            logger.warning(
+                "Translator for '%s' language does not support parameter introspection.",
+                translator.language,
+            )
+    check_parameters(declared, parameters, strict=strict)
+    source = translator.codify(parameters, comment)
+    return nbops.inject_parameters(nb, source, json_safe(dict(parameters)), report_mode)
+
+
+def run(
+    input_path: Any,
+    output_path: Any = None,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    parameters_file: PathLike | list[PathLike] | None = None,
+    parameters_yaml: str | list[str] | None = None,
+    engine_name: str | None = None,
+    request_save_on_cell_execute: bool = True,
+    autosave_cell_every: float = 30,
+    prepare_only: bool = False,
+    kernel_name: str | None = None,
+    language: str | None = None,
+    progress_bar: bool | dict = False,
+    log_output: bool = False,
+    stdout_file: IO[str] | None = None,
+    stderr_file: IO[str] | None = None,
+    start_timeout: float = 60,
+    execution_timeout: float | None = None,
+    timeout: float | None = None,
+    report_mode: bool = False,
+    cwd: PathLike | None = None,
+    strict: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    handle_signals: bool = True,
+    **engine_kwargs: Any,
+) -> RunResult:
+    """Run a notebook end to end and report what happened (see ``execute_notebook``)."""
+    input_path = os.fspath(input_path) if isinstance(input_path, os.PathLike) else input_path
+    output_path = os.fspath(output_path) if isinstance(output_path, os.PathLike) else output_path
+    files = (
+        [parameters_file] if isinstance(parameters_file, (str, os.PathLike)) else parameters_file
+    )
+    yamls = [parameters_yaml] if isinstance(parameters_yaml, str) else parameters_yaml
+    params = resolve(
+        parameters=parameters,
+        files=files or (),
+        yamls=yamls or (),
+        storage_options=storage_options,
+    )
+    path_params = path_parameters(params)
+    input_path = template_path(input_path, path_params)
+    output_path = template_path(output_path, path_params)
+
+    def pretty(path: Any) -> str:
+        if path is None:
+            return "Notebook will not be saved"
+        return "NotebookNode object" if isinstance(path, Mapping) else str(path)[:200]
+
+    logger.info("Input Notebook:  %s", pretty(input_path))
+    logger.info("Output Notebook: %s", pretty(output_path))
+    if cwd is not None:
+        cwd = os.fspath(cwd)
+        if not os.path.isdir(cwd):
+            raise InputError(f"--cwd {cwd}: no such directory")
+        logger.info("Working directory: %s", cwd)
+
+    nb = read_notebook_source(input_path, storage_options)
+    nb = nbops.add_placeholders(nb)
+    if params:
+        nb = parameterize(
+            nb,
+            params,
+            kernel_name=kernel_name,
+            language=language,
+            strict=strict,
+            report_mode=report_mode,
+        )
+    nb.metadata.papermill["input_path"] = input_path if isinstance(input_path, str) else None
+    nb.metadata.papermill["output_path"] = output_path
+    if report_mode:
+        nb = nbops.apply_report_mode(nb)
+    nb = nbops.remove_error_markers(nb)
+
+    def save_final(nb: NotebookNode) -> None:
+        if output_path is None:
+            return
+        try:
+            write_notebook(nb, output_path, storage_options)
+        except StorageError as exc:
+            raise OutputError(ename="OutputError", evalue=exc.message) from exc
+
+    result = RunResult(
+        status="prepared",
+        notebook=nb,
+        input_path=input_path if isinstance(input_path, str) else None,
+        output_path=output_path,
+        parameters=dict(params),
+    )
+    if prepare_only:
+        save_final(nb)
+        return result
+
+    from .engine import Autosaver
+
+    kernel = notebook_kernel_name(nb, kernel_name)
+    if kernel_name:
+        _rewrite_kernelspec(nb, kernel)
+    result.kernel_name = kernel
+    remote = output_path is not None and not storage.is_local(output_path)
+    can_autosave = request_save_on_cell_execute and output_path not in (None, "-")
+    interval = max(1.0, float(autosave_cell_every or 0)) if remote else 1.0
+    saver = Autosaver(
+        (lambda nb: write_notebook(nb, output_path, storage_options)) if can_autosave else None,
+        interval,
+    )
+    engine_cls = get_engine(engine_name)
+    engine_kwargs.pop("input_path", None)
+    engine = engine_cls(
+        kernel_name=kernel,
+        saver=saver,
+        cwd=cwd,
+        start_timeout=start_timeout,
+        execution_timeout=execution_timeout or engine_kwargs.pop("timeout", None),
+        run_timeout=timeout,
+        log_output=log_output,
+        stdout_file=stdout_file,
+        stderr_file=stderr_file,
+        progress_bar=progress_bar,
+        handle_signals=handle_signals,
+        autosave_outputs=bool(autosave_cell_every),
+        **engine_kwargs,
+    )
+    started = time.monotonic()
+    error = engine.execute(nb)
+    if error is None and not engine_kwargs.get("allow_errors"):
+        error = nbops.find_execution_error(nb, fail_on_allowed=strict)
+    if error is not None:
+        nb = nbops.add_error_markers(nb, error)
+        result.status = error.status
+    else:
+        result.status = "completed"
+    result.notebook = nb
+    result.error = error
+    meta = nb.metadata.papermill
+    result.start_time = meta.get("start_time")
+    result.end_time = meta.get("end_time")
+    result.duration = round(time.monotonic() - started, 6)
+    result.cell_durations = [c.metadata.get("papermill", {}).get("duration") for c in nb.cells]
+    try:
+        save_final(nb)
+    except OutputError as exc:
+        if result.error is None:
+            result.error, result.status = exc, exc.status
+        else:
+            logger.error("The output notebook could not be written: %s", exc.evalue)
+    return result
+
+
+def execute_notebook(
+    input_path: Any,
+    output_path: Any = None,
+    parameters: Mapping[str, Any] | None = None,
+    engine_name: str | None = None,
+    request_save_on_cell_execute: bool = True,
+    prepare_only: bool = False,
+    kernel_name: str | None = None,
+    language: str | None = None,
+    progress_bar: bool | dict = True,
+    log_output: bool = False,
+    stdout_file: IO[str] | None = None,
+    stderr_file: IO[str] | None = None,
+    start_timeout: float = 60,
+    report_mode: bool = False,
+    cwd: PathLike | None = None,
+    **kwargs: Any,
+) -> NotebookNode:
+    """Execute a notebook with parameters, papermill-style.
+
+    Returns the executed notebook. If the run fails the output (with the error banner) is
+    written first, then the error is raised: ExecutionError for a cell exception, or one of its
+    subclasses for a timeout, a dead kernel, a cancelled run or an unwritable output.
+    Beyond papermill: ``output_path`` may be None, ``parameters_file``/``parameters_yaml`` add
+    parameter sources, ``timeout`` bounds the whole run, ``strict`` checks parameters.
+    """
+    if not isinstance(progress_bar, (bool, dict)):
+        raise TypeError(
+            "progress_bar must be instance of bool or dict, but actual type "
+            f"'{type(progress_bar).__name__}'."
+        )
+    result = run(
+        input_path,
+        output_path,
+        parameters,
+        engine_name=engine_name,
+        request_save_on_cell_execute=request_save_on_cell_execute,
+        prepare_only=prepare_only,
+        kernel_name=kernel_name,
+        language=language,
+        progress_bar=progress_bar,
+        log_output=log_output,
+        stdout_file=stdout_file,
+        stderr_file=stderr_file,
+        start_timeout=start_timeout,
+        report_mode=report_mode,
+        cwd=cwd,
+        **kwargs,
+    )
+    result.raise_for_error()
+    return result.notebook
+
+
+def inspect_notebook(
+    notebook_path: Any,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    kernel_name: str | None = None,
+    language: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Parameters declared by the notebook's ``parameters`` cell, papermill's format:
+    name -> {name, inferred_type_name, default, help}. Empty when there is no such cell."""
+    path = template_path(
+        os.fspath(notebook_path) if isinstance(notebook_path, os.PathLike) else notebook_path,
+        path_parameters(parameters),
+    )
+    nb = read_notebook_source(path, storage_options)
+    try:
+        declared = declared_parameters(nb, kernel_name=kernel_name, language=language)
+    except NotImplementedError:
+        logger.warning(
+            "Translator for '%s' language does not support parameter introspection.",
+            notebook_language(nb, language),
+        )
+        return {}
+    return {p.name: p.as_papermill() for p in declared or []}
+
+
+def declared_parameters(
+    nb: NotebookNode, *, kernel_name: str | None = None, language: str | None = None
+) -> list | None:
+    """Declared parameters, or None when there is no parameters cell.
+
+    Raises NotImplementedError when the language has no introspection.
+    """
+    index = nbops.find_tagged(nb, nbops.PARAMETERS_TAG)
+    if index is None:
+        return None
+    translator = get_translator(
+        kernel_name or nb.metadata.get("kernelspec", {}).get("name"),
+        notebook_language(nb, language),
+    )
+    return translator.inspect(nb.cells[index].source)

@@ -1,0 +1,138 @@
+"""How a kernel is obtained and let go: start (IPC transport, no port race), fast shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from .errors import KernelError
+
+if TYPE_CHECKING:
+    from jupyter_client import AsyncKernelClient, AsyncKernelManager
+
+_ipc_dir: str | None = None
+
+
+def ipc_dir() -> str:
+    """A private folder for this process's IPC sockets, removed at exit."""
+    global _ipc_dir
+    if _ipc_dir is None or not os.path.isdir(_ipc_dir):
+        _ipc_dir = tempfile.mkdtemp(prefix="paramill-ipc-")
+        atexit.register(shutil.rmtree, _ipc_dir, True)
+    return _ipc_dir
+
+
+def installed_kernels() -> dict[str, str]:
+    """Installed kernelspec names and their resource folders."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KernelSpecManager().find_kernel_specs()
+
+
+def no_such_kernel(name: str) -> KernelError:
+    names = ", ".join(sorted(installed_kernels())) or "none"
+    return KernelError(
+        f"no kernel named {name!r} is installed (installed: {names}). Register one from the "
+        "environment that has it, e.g. `python -m ipykernel install --user --name NAME` "
+        "(or `-k` to pick an installed kernel)"
+    )
+
+
+async def start_kernel(
+    kernel_name: str,
+    *,
+    cwd: str | None = None,
+    startup_timeout: float = 60,
+    env: dict[str, str] | None = None,
+    transport: str = "ipc",
+    extra_arguments: list[str] | None = None,
+) -> tuple[AsyncKernelManager, AsyncKernelClient]:
+    """Start a kernel and wait until it answers; raise KernelError if it cannot."""
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.kernelspec import NoSuchKernel
+
+    kwargs: dict[str, Any] = {"kernel_name": kernel_name, "transport": transport}
+    if transport == "ipc":
+        kwargs["ip"] = os.path.join(ipc_dir(), uuid.uuid4().hex[:12])
+    km = AsyncKernelManager(**kwargs)
+    kernel_env = dict(os.environ)
+    kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    kernel_env.update(env or {})
+    try:
+        await km.start_kernel(cwd=cwd, env=kernel_env, extra_arguments=extra_arguments or [])
+    except NoSuchKernel:
+        raise no_such_kernel(kernel_name) from None
+    except (OSError, ValueError) as exc:
+        raise KernelError(f"kernel {kernel_name!r} failed to start: {exc}") from None
+    except BaseException:
+        await stop_kernel(km, None, grace=0)
+        raise
+    kc = km.client()
+    try:
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=startup_timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        await stop_kernel(km, kc, grace=0)
+        reason = (
+            "died while starting"
+            if "died" in str(exc)
+            else (f"did not answer within {startup_timeout:g} s (--start-timeout)")
+        )
+        raise KernelError(f"kernel {kernel_name!r} {reason}") from None
+    except BaseException:  # cancelled (signal, run timeout) while starting: leave no orphan
+        await stop_kernel(km, kc, grace=0)
+        raise
+    kc.allow_stdin = False
+    return km, kc
+
+
+def kernel_pid(km: AsyncKernelManager) -> int | None:
+    process = getattr(km.provisioner, "process", None)
+    return getattr(process, "pid", None)
+
+
+async def _wait_exit(km: AsyncKernelManager, seconds: float) -> bool:
+    """Wait for the kernel process to exit, polling fast (jupyter_client polls every 0.1 s)."""
+    process = getattr(km.provisioner, "process", None)
+    if process is None:
+        return True
+    deadline = time.monotonic() + seconds
+    delay = 0.002
+    while process.poll() is None:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
+
+
+async def stop_kernel(km: AsyncKernelManager, kc: AsyncKernelClient | None, grace: float = 3.0):
+    """Ask the kernel to shut down, wait up to ``grace`` seconds, then kill its process group.
+
+    Connection and IPC files are removed in every case.
+    """
+    try:
+        if kc is not None and grace > 0 and km.has_kernel:
+            kc.shutdown()
+            await _wait_exit(km, grace)
+    except Exception:  # the kernel may already be gone; killing below covers it
+        pass
+    try:
+        if kc is not None:
+            kc.stop_channels()
+    except Exception:
+        pass
+    try:
+        if km.has_kernel:
+            # the process has exited (or is killed now): jupyter_client only does bookkeeping
+            await km.shutdown_kernel(now=True)
+        else:
+            km.cleanup_resources()
+    except Exception:
+        pass

@@ -1,0 +1,17 @@
+"""Parameters: where values come from, how they render in each language, what a notebook declares."""
+
+from .inspect import Parameter, check_parameters
+from .sources import cast_value, json_safe, load_yaml, resolve
+from .translators import Translator, get_translator, register_translator
+
+__all__ = [
+    "Parameter",
+    "Translator",
+    "cast_value",
+    "check_parameters",
+    "get_translator",
+    "json_safe",
+    "load_yaml",
+    "register_translator",
+    "resolve",
+]

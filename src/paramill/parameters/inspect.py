@@ -1,0 +1,232 @@
+"""What a notebook's parameters cell declares, and checking supplied values against it.
+
+Python cells are parsed with ``ast`` (annotations, strings holding ``=`` or ``#``, multi-line
+values and comments as help all work); other languages provide ``Translator.inspect``.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import logging
+import tokenize
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ParameterError
+
+logger = logging.getLogger("paramill")
+
+_NO_VALUE = object()
+
+
+@dataclass
+class Parameter:
+    """A parameter declared in a notebook's parameters cell."""
+
+    name: str
+    type_name: str = "None"  # annotation or type comment text; "None" when unknown (papermill)
+    default: str = ""  # the default's source text
+    help: str = ""
+    annotation: ast.expr | None = field(default=None, repr=False, compare=False)
+    default_value: Any = field(default=_NO_VALUE, repr=False, compare=False)
+
+    def as_papermill(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "inferred_type_name": self.type_name,
+            "default": self.default,
+            "help": self.help,
+        }
+
+
+def _comments_by_line(source: str) -> dict[int, str]:
+    comments: dict[int, str] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = tok.string[1:].strip()
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return comments
+
+
+def _strip_magics(source: str) -> str:
+    """IPython magics and shell escapes are not Python: blank them so the rest parses."""
+    lines = source.splitlines()
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+
+
+def inspect_python(source: str) -> list[Parameter]:
+    try:
+        tree = ast.parse(_strip_magics(source))
+    except SyntaxError as exc:
+        logger.warning("Unable to parse the parameters cell (line %s: %s).", exc.lineno, exc.msg)
+        return []
+    comments = _comments_by_line(source)
+    lines = source.splitlines()
+    found: list[Parameter] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = [t for t in node.targets if isinstance(t, ast.Name)]
+            annotation, value = None, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            targets, annotation, value = [node.target], node.annotation, node.value
+        else:
+            continue
+        comment = comments.get(node.end_lineno or node.lineno) or comments.get(node.lineno, "")
+        if not comment and node.lineno >= 2 and lines[node.lineno - 2].strip().startswith("#"):
+            comment = comments.get(node.lineno - 1, "")
+        type_name, help_text = "None", comment
+        if comment.startswith("type:"):
+            parts = comment[len("type:") :].strip().split(None, 1)
+            type_name = parts[0] if parts else "None"
+            help_text = parts[1] if len(parts) > 1 else ""
+        if annotation is not None:
+            if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+                type_name = annotation.value
+                try:
+                    annotation = ast.parse(annotation.value, mode="eval").body
+                except SyntaxError:
+                    annotation = None
+            else:
+                type_name = ast.get_source_segment(source, annotation) or ast.unparse(annotation)
+        default_text, default_value = "", _NO_VALUE
+        if value is not None:
+            segment = ast.get_source_segment(source, value) or ""
+            default_text = segment if "\n" not in segment else ast.unparse(value)
+            try:
+                default_value = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                default_value = _NO_VALUE
+        for target in targets:
+            found.append(
+                Parameter(target.id, type_name, default_text, help_text, annotation, default_value)
+            )
+    return found
+
+
+# -- checking supplied values ----------------------------------------------------------------------
+_SIMPLE = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "complex": lambda v: isinstance(v, (int, float, complex)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, (list, tuple)),
+    "List": lambda v: isinstance(v, (list, tuple)),
+    "Sequence": lambda v: isinstance(v, (list, tuple)),
+    "tuple": lambda v: isinstance(v, (list, tuple)),
+    "Tuple": lambda v: isinstance(v, (list, tuple)),
+    "dict": lambda v: isinstance(v, Mapping),
+    "Dict": lambda v: isinstance(v, Mapping),
+    "Mapping": lambda v: isinstance(v, Mapping),
+    "None": lambda v: v is None,
+    "NoneType": lambda v: v is None,
+}
+
+
+def _annotation_accepts(annotation: ast.expr, value: Any) -> bool | None:
+    """True/False when the annotation decides; None when it is not understood (accept)."""
+    if isinstance(annotation, ast.Constant) and annotation.value is None:
+        return value is None
+    if isinstance(annotation, ast.Name):
+        check = _SIMPLE.get(annotation.id)
+        return check(value) if check else None
+    if isinstance(annotation, ast.Attribute):  # typing.List etc.
+        check = _SIMPLE.get(annotation.attr)
+        return check(value) if check else None
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        return _any_accepts([annotation.left, annotation.right], value)
+    if isinstance(annotation, ast.Subscript):
+        head = annotation.value
+        head_name = head.id if isinstance(head, ast.Name) else getattr(head, "attr", "")
+        args = (
+            annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        )
+        if head_name == "Optional":
+            return value is None or _any_accepts(args, value)
+        if head_name == "Union":
+            return _any_accepts(args, value)
+        if head_name == "Literal":
+            try:
+                choices = [ast.literal_eval(a) for a in args]
+            except ValueError:
+                return None
+            return any(value == c and type(value) is type(c) for c in choices)
+        check = _SIMPLE.get(head_name)
+        return check(value) if check else None
+    return None
+
+
+def _any_accepts(options: list[ast.expr], value: Any) -> bool | None:
+    results = [_annotation_accepts(a, value) for a in options]
+    if any(r is True for r in results):
+        return True
+    if any(r is None for r in results):
+        return None
+    return False
+
+
+def _default_accepts(default: Any, value: Any) -> bool:
+    if default is None or default is _NO_VALUE:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, dict):
+        return isinstance(value, Mapping)
+    return True
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) < 60 else text[:57] + '...'}"
+
+
+def check_parameters(
+    declared: list[Parameter] | None, supplied: Mapping[str, Any], *, strict: bool = False
+) -> None:
+    """Warn (or, when strict, fail) on unknown names; when strict, also on contradicting types.
+
+    ``declared`` is None when the notebook has no parameters cell or its language has no
+    introspection: every supplied name is then unknown, as in papermill.
+    """
+    by_name = {p.name: p for p in declared or []}
+    unknown = [name for name in supplied if name not in by_name]
+    if strict and unknown:
+        if declared is None:
+            raise ParameterError(
+                "strict mode: cannot check parameters: the notebook has no parameters cell "
+                "that can be inspected"
+            )
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"the notebook declares: {', '.join(by_name) or 'nothing'}"
+        )
+    for name in unknown:
+        logger.warning("Passed unknown parameter: %s", name)
+    if not strict:
+        return
+    for name, value in supplied.items():
+        param = by_name[name]
+        accepted = None
+        expected = param.type_name
+        if param.annotation is not None:
+            accepted = _annotation_accepts(param.annotation, value)
+        if accepted is None and param.type_name == "None":
+            accepted = _default_accepts(param.default_value, value)
+            expected = type(param.default_value).__name__
+        if accepted is False:
+            raise ParameterError(
+                f"parameter {name!r}: expected {expected} (declared default {param.default}), "
+                f"got {_describe(value)}"
+            )

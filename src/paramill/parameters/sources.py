@@ -1,0 +1,138 @@
+"""Where parameter values come from: -p/-r/-f/-y/-b, the API's dict, YAML text and files.
+
+One loading path shared by the CLI, the Python API, sweeps and Airflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import ParameterError
+
+
+def cast_value(value: str) -> Any:
+    """papermill's ``-p`` casting: True/False/None, then int, then float, else the string."""
+    if value == "True":
+        return True
+    if value == "False":
+        return False
+    if value == "None":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _yaml_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader without the timestamp resolver: dates stay strings, as in papermill."""
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return Loader
+
+
+def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
+    """Parse YAML (or JSON) text whose top level must be a mapping; empty text gives ``{}``."""
+    import yaml
+
+    try:
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParameterError(f"{origin}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ParameterError(
+            f"{origin}: parameters must be a mapping of names to values, got a {type(data).__name__}"
+        )
+    return dict(data)
+
+
+def load_base64(text: str) -> dict[str, Any]:
+    try:
+        decoded = base64.b64decode(text.encode("ascii"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise ParameterError(
+            "-b/--parameters_base64: value is not base64-encoded UTF-8 YAML"
+        ) from None
+    return load_yaml(decoded, origin="-b/--parameters_base64")
+
+
+def load_file(path: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict:
+    from .. import storage
+    from ..errors import StorageError
+
+    try:
+        text = storage.read_text(path, storage_options)
+    except StorageError as exc:
+        raise ParameterError(f"parameters file {exc}") from None
+    return load_yaml(text, origin=os.fspath(path))
+
+
+def resolve(
+    *,
+    parameters: Mapping[str, Any] | None = None,
+    files: Iterable[str] = (),
+    yamls: Iterable[str] = (),
+    base64s: Iterable[str] = (),
+    cast: Iterable[tuple[str, str]] = (),
+    raw: Iterable[tuple[str, str]] = (),
+    injected: Mapping[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Merge every source into one dict, in papermill's precedence order.
+
+    Later sources override earlier ones, but a name keeps the position of its first appearance:
+    injected paths < -b < -f < -y < API dict < -p < -r.
+    """
+    merged: dict[str, Any] = {}
+    merged.update(injected or {})
+    for text in base64s:
+        merged.update(load_base64(text))
+    for path in files:
+        merged.update(load_file(path, storage_options))
+    for text in yamls:
+        merged.update(load_yaml(text, origin="-y/--parameters_yaml"))
+    if parameters:
+        if not isinstance(parameters, Mapping):
+            raise ParameterError(f"parameters must be a mapping, got {type(parameters).__name__}")
+        merged.update(parameters)
+    for name, value in cast:
+        merged[name] = cast_value(value)
+    for name, value in raw:
+        merged[name] = value
+    return merged
+
+
+def json_safe(value: Any) -> Any:
+    """A copy of ``value`` that strict JSON can hold (for notebook metadata and run records).
+
+    Non-finite floats become strings ('nan', 'inf'), unknown types their ``str()``.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return str(value)
