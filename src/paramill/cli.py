@@ -190,6 +190,14 @@ def _setup_logging(level: str) -> None:
     help="Unknown or mistyped parameters are errors; cells tagged raises-exception fail.",
 )
 @click.option(
+    "--storage-option",
+    "storage_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fsspec storage option for URLs (repeatable; dotted keys nest), "
+    "e.g. endpoint_url=http://127.0.0.1:9000.",
+)
+@click.option(
     "--allow-errors",
     is_flag=True,
     help="Run every cell even after errors; errors do not fail the run.",
@@ -223,6 +231,7 @@ def run_command(
     run_timeout: float | None,
     report_mode: bool,
     strict: bool,
+    storage_option: tuple[str, ...],
     allow_errors: bool,
 ) -> None:
     """Run NOTEBOOK_PATH with parameters and write the executed notebook to OUTPUT_PATH.
@@ -251,6 +260,7 @@ def run_command(
     from .parameters import resolve
 
     try:
+        storage_options = _parse_storage_options(storage_option)
         injected = {}
         if inject_input_path or inject_paths:
             injected["PAPERMILL_INPUT_PATH"] = notebook_path
@@ -263,6 +273,7 @@ def run_command(
             yamls=parameters_yaml,
             cast=parameters,
             raw=parameters_raw,
+            storage_options=storage_options,
         )
         if help_notebook:
             sys.exit(_help_notebook(ctx, notebook_path, params, kernel, language))
@@ -289,6 +300,7 @@ def run_command(
             report_mode=report_mode,
             cwd=cwd,
             strict=strict,
+            storage_options=storage_options,
             **({"allow_errors": True} if allow_errors else {}),
         )
     except ParamillError as exc:
@@ -301,6 +313,25 @@ def run_command(
         sys.exit(1)
     if result.error is not None:
         fail(result.error, result.output_path)
+
+
+def _parse_storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
+    """KEY=VALUE pairs; values are YAML scalars (true, 3, ...); dotted keys nest
+    (client_kwargs.endpoint_url=...)."""
+    from .errors import ParameterError
+    from .parameters import load_yaml
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ParameterError(f"--storage-option {item!r}: expected KEY=VALUE")
+        target = options
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = load_yaml(f"v: {value}" if value else "v: ''").get("v", value)
+    return options or None
 
 
 def _stdin_is_pipe() -> bool:

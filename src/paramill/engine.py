@@ -127,6 +127,14 @@ class _Stop:
         )
 
 
+def _error_output(ename: str, evalue: str) -> Any:
+    import nbformat
+
+    return nbformat.v4.new_output(
+        "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+    )
+
+
 def _make_client_class() -> type:
     from nbclient import NotebookClient
 
@@ -166,6 +174,8 @@ class NBClientEngine:
         handle_signals: bool = True,
         kernel_env: dict[str, str] | None = None,
         autosave_outputs: bool = True,
+        failure_check: Callable[[NotebookNode], tuple[str, str] | None] | None = None,
+        kernel_starter: Callable[..., Any] | None = None,
         **nbclient_kwargs: Any,
     ) -> None:
         self.kernel_name = kernel_name
@@ -182,6 +192,10 @@ class NBClientEngine:
         self.handle_signals = handle_signals
         self.kernel_env = kernel_env
         self.autosave_outputs = autosave_outputs
+        # kernels that report failure without an error reply (Octave prints "error: ...")
+        self.failure_check = failure_check
+        # async (kernel_name, cwd=, startup_timeout=, env=) -> (km, kc); a warm pool plugs in here
+        self.kernel_starter = kernel_starter
         self.nbclient_kwargs = nbclient_kwargs
         self.kernel_pid: int | None = None
 
@@ -278,7 +292,7 @@ class NBClientEngine:
         error: ExecutionError | None = None
         current: tuple[int, Any] | None = None
         try:
-            km, kc = await start_kernel(
+            km, kc = await (self.kernel_starter or start_kernel)(
                 self.kernel_name,
                 cwd=self.cwd,
                 startup_timeout=self.start_timeout,
@@ -308,6 +322,11 @@ class NBClientEngine:
                 self.saver.request(nb)
                 try:
                     await client.async_execute_cell(cell, index)
+                    failure = self.failure_check(cell) if self.failure_check else None
+                    if failure and cell.cell_type == "code":
+                        self._fail_cell(nb, cell)
+                        cell.outputs.append(_error_output(*failure))
+                        break
                 except CellExecutionError as exc:
                     if exc.ename == "SystemExit" and exc.evalue in ("", "0"):
                         break  # a clean sys.exit(): stop here, not a failure
@@ -369,17 +388,11 @@ class NBClientEngine:
 
     @staticmethod
     def _add_error_output(nb: NotebookNode, error: ExecutionError) -> None:
-        import nbformat
-
         if error.cell_index is None:
             return
         cell = nb.cells[error.cell_index]
         if cell.cell_type == "code":
-            cell.outputs.append(
-                nbformat.v4.new_output(
-                    "error", ename=error.ename, evalue=error.evalue, traceback=[error.evalue]
-                )
-            )
+            cell.outputs.append(_error_output(error.ename, error.evalue))
 
     def _finish_notebook(self, nb: NotebookNode, started: float) -> None:
         # cells after a stop stay "pending": they did not run

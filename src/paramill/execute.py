@@ -24,8 +24,9 @@ from .errors import (
     MissingParameterError,
     OutputError,
     StorageError,
+    UnsupportedLanguageError,
 )
-from .parameters import check_parameters, get_translator, json_safe, resolve
+from .parameters import Translator, check_parameters, get_translator, json_safe, resolve
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -166,6 +167,14 @@ def get_engine(name: str | None) -> type:
     raise InputError(f"no engine named {name!r} (known: {', '.join(known)})")
 
 
+def translator_for(nb: NotebookNode, kernel_name: str | None, language: str | None) -> Translator:
+    """The translator for the kernel (-k or kernelspec.name), else the notebook's language."""
+    return get_translator(
+        kernel_name or nb.metadata.get("kernelspec", {}).get("name"),
+        notebook_language(nb, language),
+    )
+
+
 def parameterize(
     nb: NotebookNode,
     parameters: Mapping[str, Any],
@@ -177,10 +186,7 @@ def parameterize(
     comment: str = "Parameters",
 ) -> NotebookNode:
     """Check ``parameters`` against the notebook's declarations and inject them (no kernel)."""
-    translator = get_translator(
-        kernel_name or nb.metadata.get("kernelspec", {}).get("name"),
-        notebook_language(nb, language),
-    )
+    translator = translator_for(nb, kernel_name, language)
     declared = None
     params_index = nbops.find_tagged(nb, nbops.PARAMETERS_TAG)
     if params_index is not None:
@@ -302,6 +308,10 @@ def run(
         (lambda nb: write_notebook(nb, output_path, storage_options)) if can_autosave else None,
         interval,
     )
+    try:
+        failure_check = translator_for(nb, kernel, language).find_failure
+    except (UnsupportedLanguageError, KernelError):
+        failure_check = None
     engine_cls = get_engine(engine_name)
     engine_kwargs.pop("input_path", None)
     engine = engine_cls(
@@ -317,6 +327,7 @@ def run(
         progress_bar=progress_bar,
         handle_signals=handle_signals,
         autosave_outputs=bool(autosave_cell_every),
+        failure_check=failure_check,
         **engine_kwargs,
     )
     started = time.monotonic()
@@ -434,8 +445,4 @@ def declared_parameters(
     index = nbops.find_tagged(nb, nbops.PARAMETERS_TAG)
     if index is None:
         return None
-    translator = get_translator(
-        kernel_name or nb.metadata.get("kernelspec", {}).get("name"),
-        notebook_language(nb, language),
-    )
-    return translator.inspect(nb.cells[index].source)
+    return translator_for(nb, kernel_name, language).inspect(nb.cells[index].source)

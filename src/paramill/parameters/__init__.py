@@ -1,4 +1,4 @@
-"""Parameters: where values come from, how they render in each language, what a notebook declares."""
+"""Parameters: where values come from, how each language renders them, what a notebook declares."""
 
 from .inspect import Parameter, check_parameters
 from .sources import cast_value, json_safe, load_yaml, resolve

@@ -61,7 +61,8 @@ def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise ParameterError(
-            f"{origin}: parameters must be a mapping of names to values, got a {type(data).__name__}"
+            f"{origin}: parameters must be a mapping of names to values, "
+            f"got a {type(data).__name__}"
         )
     return dict(data)
 

@@ -106,6 +106,12 @@ class Translator:
         """Declared parameters of a parameters cell; NotImplementedError if not supported."""
         raise NotImplementedError(f"parameter introspection is not available for {self.language}")
 
+    # -- kernels -------------------------------------------------------------------------------
+    def find_failure(self, cell: Any) -> tuple[str, str] | None:
+        """(ename, evalue) when an executed cell failed in a way its kernel does not report as
+        an error (e.g. Octave prints ``error: ...`` with status ok); None otherwise."""
+        return None
+
 
 def escaped_str(value: str) -> str:
     """papermill's escaped string: unicode_escape, then ``"`` escaped, in double quotes."""
