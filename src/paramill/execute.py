@@ -259,6 +259,8 @@ def run(
             raise InputError(f"--cwd {cwd}: no such directory")
         logger.info("Working directory: %s", cwd)
 
+    import nbformat
+
     nb = read_notebook_source(input_path, storage_options)
     nb = nbops.add_placeholders(nb)
     if params:
@@ -293,6 +295,7 @@ def run(
     )
     if prepare_only:
         save_final(nb)
+        result.notebook = nbformat.from_dict(nb)
         return result
 
     from .engine import Autosaver
@@ -339,7 +342,7 @@ def run(
         result.status = error.status
     else:
         result.status = "completed"
-    result.notebook = nb
+    result.notebook = nb = nbformat.from_dict(nb)  # attribute access all the way down
     result.error = error
     meta = nb.metadata.papermill
     result.start_time = meta.get("start_time")

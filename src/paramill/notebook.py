@@ -58,13 +58,31 @@ def loads(text: str, origin: str = "notebook") -> NotebookNode:
         nb = upgraded if upgraded is not None else nb
         _, nb = nbformat.validator.normalize(nb)  # fills in e.g. missing cell ids
         nb = nbformat.from_dict(nb)
-        nbformat.validate(nb)
+        _check_schema(nb, origin)
     except ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "notebook"
         raise InputError(f"{origin}: invalid notebook ({where}: {exc.message})") from None
+    except InputError:
+        raise
     except Exception as exc:  # nbformat raises several types for broken documents
         raise InputError(f"{origin}: not a valid notebook ({type(exc).__name__}: {exc})") from None
     return nb
+
+
+def _check_schema(nb: NotebookNode, origin: str) -> None:
+    """Schema errors in the structure (cells, sources, outputs) are fatal; metadata ones (a
+    kernelspec without display_name, as many real notebooks have) only warn, as in papermill."""
+    import logging
+
+    from nbformat.validator import iter_validate
+
+    for error in iter_validate(nb):
+        path = [str(p) for p in error.absolute_path]
+        where = "/".join(path) or "notebook"
+        if "metadata" in path:
+            logging.getLogger("paramill").warning("%s: %s: %s", origin, where, error.message)
+            continue
+        raise InputError(f"{origin}: invalid notebook ({where}: {error.message})")
 
 
 def dumps(nb: NotebookNode) -> str:

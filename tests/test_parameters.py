@@ -1,0 +1,225 @@
+"""Parameter sources, casting, precedence, Python rendering and AST inspection (no kernel)."""
+
+from __future__ import annotations
+
+import base64
+import math
+
+import pytest
+
+from paramill.errors import ParameterError
+from paramill.parameters import check_parameters, resolve
+from paramill.parameters.inspect import inspect_python
+from paramill.parameters.sources import cast_value, load_base64, load_yaml
+from paramill.parameters.translators import PythonTranslator, escaped_str, get_translator
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("True", True),
+        ("False", False),
+        ("None", None),
+        ("true", "true"),
+        ("none", "none"),
+        ("12", 12),
+        (" 12 ", 12),
+        ("+5", 5),
+        ("007", 7),
+        ("1_000", 1000),
+        ("١٢", 12),
+        ("0x10", "0x10"),
+        ("1e3", 1000.0),
+        ("1.", 1.0),
+        (".5", 0.5),
+        ("", ""),
+        ("1,000", "1,000"),
+        ("[1,2]", "[1,2]"),
+        ('"quoted"', '"quoted"'),
+        ("2019-11-07", "2019-11-07"),
+    ],
+)
+def test_cast_like_papermill(text, expected):
+    value = cast_value(text)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_cast_non_finite():
+    assert math.isnan(cast_value("nan")) and cast_value("-inf") == float("-inf")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("d: 2019-01-01", {"d": "2019-01-01"}),
+        ("d: 2019-01-01 10:00:00", {"d": "2019-01-01 10:00:00"}),
+        ("a: yes\nb: ~\nc: 0x10\nd: 1_000", {"a": True, "b": None, "c": 16, "d": 1000}),
+        ("n: {x: [1, 2]}", {"n": {"x": [1, 2]}}),
+        ("", {}),
+        ("# only a comment", {}),
+        ('{"j": 1}', {"j": 1}),
+    ],
+)
+def test_yaml_without_timestamps(text, expected):
+    assert load_yaml(text) == expected
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "just a string", "3"])
+def test_yaml_top_level_must_be_mapping(text):
+    with pytest.raises(ParameterError, match="mapping"):
+        load_yaml(text)
+
+
+def test_yaml_syntax_error_names_line():
+    with pytest.raises(ParameterError, match="line 3"):
+        load_yaml("a: 1\nb: [unclosed\nc: 2")
+
+
+def test_base64():
+    assert load_base64(base64.b64encode(b"a: 1\nb: two").decode()) == {"a": 1, "b": "two"}
+    with pytest.raises(ParameterError, match="base64"):
+        load_base64("not base64!!")
+
+
+def test_precedence_and_first_position(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("x: file\nf: 1\n")
+    merged = resolve(
+        injected={"PAPERMILL_INPUT_PATH": "in.ipynb"},
+        base64s=[base64.b64encode(b"x: b64\nb: 1").decode()],
+        files=[str(f)],
+        yamls=["x: yaml\ny: 1"],
+        cast=[("x", "5"), ("p", "2")],
+        raw=[("x", "raw"), ("r", "7")],
+    )
+    assert merged["x"] == "raw" and merged["p"] == 2 and merged["r"] == "7"
+    # a key keeps the position of its first appearance
+    assert list(merged) == ["PAPERMILL_INPUT_PATH", "x", "b", "f", "y", "p", "r"]
+
+
+def test_cast_beats_yaml_regardless_of_cli_order():
+    assert resolve(yamls=["a: 1"], cast=[("a", "2")])["a"] == 2
+    assert resolve(cast=[("a", "2")], raw=[("a", "3")])["a"] == "3"
+
+
+def test_missing_parameter_file():
+    with pytest.raises(ParameterError, match="no such file"):
+        resolve(files=["/nonexistent/params.yaml"])
+
+
+# -- Python rendering -------------------------------------------------------------------------
+def test_escaped_strings_like_papermill():
+    assert escaped_str('it\'s "q" \\ é\n') == '"it\'s \\"q\\" \\\\ \\xe9\\n"'
+    assert escaped_str('"Hello"') == '"\\"Hello\\""'
+
+
+def test_python_codify():
+    source = PythonTranslator().codify(
+        {"s": "bar", "n": None, "t": True, "i": 2**40, "f": 1.5, "l": ["a", 1], "d": {"k": {1: 2}}}
+    )
+    assert source == (
+        "# Parameters\n"
+        's = "bar"\nn = None\nt = True\ni = 1099511627776\nf = 1.5\n'
+        'l = ["a", 1]\nd = {"k": {1: 2}}\n'
+    )
+    scope: dict = {}
+    exec(source, scope)
+    assert scope["d"] == {"k": {1: 2}}
+
+
+def test_python_non_finite_and_invalid_names():
+    t = PythonTranslator()
+    assert t.render(float("nan")) == "float('nan')"
+    assert t.render(float("-inf")) == "float('-inf')"
+    for bad in ["bad name", "1a", "class", "a-b", ""]:
+        with pytest.raises(ParameterError, match="not a valid Python identifier"):
+            t.codify({bad: 1})
+
+
+def test_unknown_language_lists_known():
+    with pytest.raises(ParameterError, match="known: .*python"):
+        get_translator("nokernel", "cobol")
+
+
+def test_translator_lookup_kernel_then_language():
+    assert isinstance(get_translator("python3", "python"), PythonTranslator)
+    assert isinstance(get_translator("pysparkkernel", "whatever"), PythonTranslator)
+
+
+# -- inspection ---------------------------------------------------------------------------------
+CELL = """\
+# the run date
+date = "2019-11-07"
+a: float = 2.25  # Variable a
+b: List[str] = [
+    "Hello",  # first
+    "World",
+]  # Nice list
+c: "NoneType" = None
+url = "http://x/?a=b#frag"  # has = and #
+n = 2  # type: int  count of things
+mode: Literal["a", "b"] = "a"
+maybe: int | None = None
+%matplotlib inline
+"""
+
+
+def test_inspect_python_ast():
+    params = {p.name: p for p in inspect_python(CELL)}
+    assert list(params) == ["date", "a", "b", "c", "url", "n", "mode", "maybe"]
+    assert params["date"].help == "the run date"
+    assert (params["a"].type_name, params["a"].default, params["a"].help) == (
+        "float",
+        "2.25",
+        "Variable a",
+    )
+    assert params["b"].type_name == "List[str]" and params["b"].help == "Nice list"
+    assert params["b"].default == "['Hello', 'World']"
+    assert params["c"].type_name == "NoneType"
+    assert params["url"].default == '"http://x/?a=b#frag"' and params["url"].help == "has = and #"
+    assert (params["n"].type_name, params["n"].help) == ("int", "count of things")
+    assert params["mode"].type_name == 'Literal["a", "b"]'
+
+
+def test_inspect_unparsable_cell_warns(caplog):
+    assert inspect_python("a = (\n") == []
+    assert "Unable to parse" in caplog.text
+
+
+def test_check_unknown_warns_or_fails(caplog):
+    declared = inspect_python("a = 1\nb = 'x'")
+    check_parameters(declared, {"a": 2, "zz": 1})
+    assert "Passed unknown parameter: zz" in caplog.text
+    with pytest.raises(ParameterError, match="unknown parameter 'zz'"):
+        check_parameters(declared, {"zz": 1}, strict=True)
+
+
+@pytest.mark.parametrize(
+    "cell, value, ok",
+    [
+        ("a = 1", 5, True),
+        ("a = 1", "5", False),
+        ("a = 1", True, False),
+        ("a = 1.0", 5, True),
+        ("a = 1.0", "x", False),
+        ("a = 'x'", 3, False),
+        ("a = None", [1], True),
+        ("a: int = 1", 2.5, False),
+        ("a: int | None = None", None, True),
+        ("a: int | None = None", "x", False),
+        ("a: Optional[str] = None", "x", True),
+        ('a: Literal["x", "y"] = "x"', "y", True),
+        ('a: Literal["x", "y"] = "x"', "z", False),
+        ("a: list[int] = []", [1], True),
+        ("a: dict = {}", [1], False),
+        ("a: MyType = 1", "anything", True),
+        ("a = True", 1, False),
+    ],
+)
+def test_strict_type_checks(cell, value, ok):
+    declared = inspect_python(cell)
+    if ok:
+        check_parameters(declared, {"a": value}, strict=True)
+    else:
+        with pytest.raises(ParameterError, match="parameter 'a': expected"):
+            check_parameters(declared, {"a": value}, strict=True)
