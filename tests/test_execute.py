@@ -296,7 +296,7 @@ def test_saves_are_coalesced_and_progress_visible(write_nb, tmp_path, monkeypatc
     monkeypatch.setattr(
         storage, "write_text", lambda p, t, o=None: (writes.append(t), real(p, t, o))
     )
-    src = write_nb(["x = %d" % i for i in range(60)] + ["import time; time.sleep(2.5)", "1"])
+    src = write_nb([f"x = {i}" for i in range(60)] + ["import time; time.sleep(2.5)", "1"])
     out = tmp_path / "out.ipynb"
     seen = {}
 
