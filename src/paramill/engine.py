@@ -318,7 +318,7 @@ class NBClientEngine:
                     start_time=now_iso(), status="running", exception=False
                 )
                 if self.log_output:
-                    logger.info(f"Executing Cell {index + 1}".ljust(40, "-"))
+                    logger.info(f"Executing Cell {index + 1:-<40}")
                 self.saver.request(nb)
                 try:
                     await client.async_execute_cell(cell, index)
@@ -352,7 +352,7 @@ class NBClientEngine:
                 finally:
                     self._finish_cell(cell)
                     if self.log_output:
-                        logger.info(f"Ending Cell {index + 1}".ljust(43, "-"))
+                        logger.info(f"Ending Cell {index + 1:-<43}")
                     if bar is not None and cell.cell_type == "code":
                         bar.update(1)
                     if stop.error_class is None:

@@ -102,11 +102,16 @@ class ExecutionError(ParamillError):
         message += "\n"
         return message
 
+    #: what happened, for failures that are not an exception raised by the cell's code
+    headline = ""
+
     @property
     def message(self) -> str:
         where = f"cell {self.cell_index}" if self.cell_index is not None else "the notebook"
         if self.exec_count is not None:
             where += f" (In [{self.exec_count}])"
+        if self.headline:
+            return f"{self.headline} at {where}: {self.evalue}"
         what = self.ename or type(self).__name__
         if self.evalue:
             what += f": {self.evalue}"
@@ -121,6 +126,7 @@ class CellTimeoutError(ExecutionError):
 
     exit_code = 7
     status = "timeout"
+    headline = "cell timed out"
 
 
 class RunTimeoutError(ExecutionError):
@@ -128,6 +134,7 @@ class RunTimeoutError(ExecutionError):
 
     exit_code = 8
     status = "timeout"
+    headline = "run timed out"
 
 
 class KernelDiedError(ExecutionError):
@@ -136,6 +143,7 @@ class KernelDiedError(ExecutionError):
     # papermill exits 138 when nbclient reports a dead kernel; kept for compatibility.
     exit_code = 138
     status = "kernel-died"
+    headline = "kernel died"
 
 
 class RunCancelledError(ExecutionError):
@@ -143,6 +151,7 @@ class RunCancelledError(ExecutionError):
 
     exit_code = 130
     status = "cancelled"
+    headline = "run cancelled"
 
     def __init__(self, *args: Any, signal_number: int = 2, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -163,3 +172,4 @@ class OutputError(ExecutionError):
 
     exit_code = 9
     status = "output-error"
+    headline = "output not saved"
