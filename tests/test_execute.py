@@ -170,7 +170,7 @@ def test_run_timeout(write_nb, tmp_path):
     out = tmp_path / "out.ipynb"
     t0 = time.monotonic()
     with pytest.raises(RunTimeoutError) as info:
-        paramill.execute_notebook(src, out, timeout=3, progress_bar=False)
+        paramill.execute_notebook(src, out, run_timeout=3, progress_bar=False)
     assert time.monotonic() - t0 < 15
     assert info.value.cell_index == 1
     assert "run timed out" in "".join(read_nb(out)["cells"][0]["source"])

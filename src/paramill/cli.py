@@ -296,7 +296,7 @@ def run_command(
             stderr_file=stderr_file,
             start_timeout=start_timeout,
             execution_timeout=execution_timeout,
-            timeout=run_timeout,
+            run_timeout=run_timeout,
             report_mode=report_mode,
             cwd=cwd,
             strict=strict,
@@ -305,6 +305,9 @@ def run_command(
         )
     except ParamillError as exc:
         fail(exc)
+    except KeyboardInterrupt:  # before or after the kernel ran: nothing to save
+        click.echo("paramill: error: interrupted", err=True)
+        sys.exit(130)
     except Exception as exc:  # a bug in paramill or a library: say so, keep the traceback
         import traceback
 

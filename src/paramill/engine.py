@@ -100,9 +100,10 @@ class _Stop:
         self.reason = ""
         self.signal_number = 0
         self.cause: BaseException | None = None
+        self.closing = False  # the run is over: only cleanup remains, nothing to interrupt
 
     def __call__(self, error_class: type[ExecutionError], reason: str, **kw: Any) -> None:
-        if self.error_class is not None:
+        if self.error_class is not None or self.closing:
             return  # the first reason wins
         self.error_class = error_class
         self.reason = reason
@@ -175,6 +176,7 @@ class NBClientEngine:
         kernel_env: dict[str, str] | None = None,
         autosave_outputs: bool = True,
         failure_check: Callable[[NotebookNode], tuple[str, str] | None] | None = None,
+        setup_code: str | None = None,
         kernel_starter: Callable[..., Any] | None = None,
         **nbclient_kwargs: Any,
     ) -> None:
@@ -194,6 +196,8 @@ class NBClientEngine:
         self.autosave_outputs = autosave_outputs
         # kernels that report failure without an error reply (Octave prints "error: ...")
         self.failure_check = failure_check
+        # run silently before the first cell (the Bash ERR trap that failure_check relies on)
+        self.setup_code = setup_code
         # async (kernel_name, cwd=, startup_timeout=, env=) -> (km, kc); a warm pool plugs in here
         self.kernel_starter = kernel_starter
         self.nbclient_kwargs = nbclient_kwargs
@@ -312,6 +316,8 @@ class NBClientEngine:
             )
             client.kc = kc
             watchdog = asyncio.ensure_future(self._watch_heartbeat(kc, stop))
+            if self.setup_code:
+                await self._run_setup(kc)
             for index, cell in enumerate(nb.cells):
                 current = (index, cell)
                 cell.metadata.papermill.update(
@@ -369,6 +375,7 @@ class NBClientEngine:
                 self._finish_cell(cell)
             error = stop.error_for(cell, index) if current else stop.error_for({}, None)
         finally:
+            stop.closing = True
             if timer is not None:
                 timer.cancel()
             if watchdog is not None:
@@ -385,6 +392,16 @@ class NBClientEngine:
         if error is not None:
             self._add_error_output(nb, error)
         return error
+
+    async def _run_setup(self, kc: Any) -> None:
+        try:
+            reply = await kc.execute_interactive(
+                self.setup_code, silent=True, store_history=False, timeout=self.start_timeout
+            )
+            if reply["content"].get("status") != "ok":
+                logger.warning("The kernel setup code failed: %s", reply["content"])
+        except TimeoutError:
+            logger.warning("The kernel setup code did not finish in %g s", self.start_timeout)
 
     @staticmethod
     def _add_error_output(nb: NotebookNode, error: ExecutionError) -> None:

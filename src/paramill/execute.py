@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from . import notebook as nbops
-from . import storage
+from . import storage, textnb
 from .errors import (
     ExecutionError,
     InputError,
@@ -104,13 +104,16 @@ def read_notebook_source(path: Any, storage_options: dict[str, Any] | None = Non
         return nbops.loads(path, "notebook text")
     path = os.fspath(path)
     text = storage.read_text(path, storage_options)
+    if textnb.is_text_notebook(path):
+        return textnb.reads(text, path)
     return nbops.loads(text, path)
 
 
 def write_notebook(
     nb: NotebookNode, path: str, storage_options: dict[str, Any] | None = None
 ) -> None:
-    storage.write_text(path, nbops.dumps(nb), storage_options)
+    text = textnb.writes(nb, path) if textnb.is_text_notebook(path) else nbops.dumps(nb)
+    storage.write_text(path, text, storage_options)
 
 
 def notebook_kernel_name(nb: NotebookNode, override: str | None = None) -> str:
@@ -221,7 +224,7 @@ def run(
     stderr_file: IO[str] | None = None,
     start_timeout: float = 60,
     execution_timeout: float | None = None,
-    timeout: float | None = None,
+    run_timeout: float | None = None,
     report_mode: bool = False,
     cwd: PathLike | None = None,
     strict: bool = False,
@@ -312,9 +315,12 @@ def run(
         interval,
     )
     try:
-        failure_check = translator_for(nb, kernel, language).find_failure
+        translator = translator_for(nb, kernel, language)
+        failure_check, setup_code = translator.find_failure, translator.kernel_setup()
     except (UnsupportedLanguageError, KernelError):
-        failure_check = None
+        failure_check, setup_code = None, ""
+    if setup_code:  # only then: engines from entry points need not know the argument
+        engine_kwargs["setup_code"] = setup_code
     engine_cls = get_engine(engine_name)
     engine_kwargs.pop("input_path", None)
     engine = engine_cls(
@@ -322,8 +328,9 @@ def run(
         saver=saver,
         cwd=cwd,
         start_timeout=start_timeout,
+        # papermill: nbclient's `timeout` applies when execution_timeout is not given
         execution_timeout=execution_timeout or engine_kwargs.pop("timeout", None),
-        run_timeout=timeout,
+        run_timeout=run_timeout,
         log_output=log_output,
         stdout_file=stdout_file,
         stderr_file=stderr_file,
@@ -383,7 +390,7 @@ def execute_notebook(
     written first, then the error is raised: ExecutionError for a cell exception, or one of its
     subclasses for a timeout, a dead kernel, a cancelled run or an unwritable output.
     Beyond papermill: ``output_path`` may be None, ``parameters_file``/``parameters_yaml`` add
-    parameter sources, ``timeout`` bounds the whole run, ``strict`` checks parameters.
+    parameter sources, ``run_timeout`` bounds the whole run, ``strict`` checks parameters.
     """
     if not isinstance(progress_bar, (bool, dict)):
         raise TypeError(
