@@ -30,9 +30,16 @@ lint: venv
 demo: venv
 	$(MAKE) -C examples/bikeshare demo PY=$(abspath $(PY)) PARAMILL=$(abspath $(VENV))/bin/paramill
 
-bench: venv
-	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
-	$(PY) bench/run.py
+# papermill gets its own venv so it never leaks into paramill's; both run the same kernel
+BENCH_VENV := bench/.venv-papermill
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: venv $(BENCH_VENV)/.installed
+	$(MAKE) -C examples/bikeshare requirements PY=$(abspath $(PY))
+	$(PY) bench/run.py --papermill $(BENCH_VENV)/bin/papermill $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -30,6 +30,13 @@ _LAZY = {
     "inspect_notebook": "execute",
     "run": "execute",
     "RunResult": "execute",
+    # records: `paramill.record` runs inside kernels, so records.py stays import-light
+    "record": "records",
+    "read_notebook": "records",
+    "read_records": "records",
+    "sweep": "sweep",
+    "SweepRun": "sweep",
+    "KernelPool": "pool",
 }
 
 
@@ -59,8 +66,14 @@ __all__ = [
     "RunResult",
     "RunTimeoutError",
     "StorageError",
+    "SweepRun",
+    "KernelPool",
     "__version__",
     "execute_notebook",
     "inspect_notebook",
+    "read_notebook",
+    "read_records",
+    "record",
     "run",
+    "sweep",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import ExecutionError, ParamillError
+from .errors import ExecutionError, ParamillError, RunCancelledError
 
 LOG_LEVELS = ["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -86,6 +86,13 @@ def main() -> None:
 
 def fail(error: ParamillError, output_path: str | None = None) -> None:
     """Print one line (after the notebook's traceback for cell errors) and exit with its code."""
+    if isinstance(error, RunCancelledError):
+        import signal
+
+        # cancelled, kernel stopped, output saved: a repeated Ctrl-C/TERM must not change the
+        # exit code or interrupt the exit's cleanup
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if isinstance(error, ExecutionError) and error.traceback and error.ename != error.evalue:
         click.echo(str(error).rstrip(), err=True)
     line = f"paramill: error: {error.message}"
@@ -202,6 +209,40 @@ def _setup_logging(level: str) -> None:
     is_flag=True,
     help="Run every cell even after errors; errors do not fail the run.",
 )
+@click.option(
+    "--html",
+    "html_output",
+    metavar="REPORT.html",
+    help="Also write an HTML report of the executed notebook (needs paramill[report]); "
+    "with --report-mode code and injected parameters are hidden.",
+)
+@click.option(
+    "-s",
+    "--secret",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="A variable the notebook gets whose value is never written to the output, the "
+    "report, logs or the run record (it reaches the kernel through its environment).",
+)
+@click.option(
+    "--secret-env",
+    multiple=True,
+    metavar="NAME=ENVVAR",
+    help="Like --secret, with the value read from this process's environment variable ENVVAR.",
+)
+@click.option(
+    "--run-record",
+    metavar="FILE.json",
+    help="Write a JSON record of the run (status, exit code, parameters, timings, error), "
+    "also when the run fails or cannot start.",
+)
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Leave timestamps and durations out of the output notebook, so that two runs of "
+    "the same notebook give identical files.",
+)
 def run_command(
     notebook_path: str | None,
     output_path: str | None,
@@ -233,6 +274,11 @@ def run_command(
     strict: bool,
     storage_option: tuple[str, ...],
     allow_errors: bool,
+    html_output: str | None,
+    secret: tuple,
+    secret_env: tuple[str, ...],
+    run_record: str | None,
+    deterministic: bool,
 ) -> None:
     """Run NOTEBOOK_PATH with parameters and write the executed notebook to OUTPUT_PATH.
 
@@ -259,7 +305,11 @@ def run_command(
 
     from .parameters import resolve
 
+    storage_options = params = secrets = None
     try:
+        from .secrets import from_environment, parse_secret_env
+
+        secrets = {**dict(secret), **from_environment(parse_secret_env(secret_env))}
         storage_options = _parse_storage_options(storage_option)
         injected = {}
         if inject_input_path or inject_paths:
@@ -301,9 +351,19 @@ def run_command(
             cwd=cwd,
             strict=strict,
             storage_options=storage_options,
+            html_output=html_output,
+            secrets=secrets,
+            deterministic=deterministic,
             **({"allow_errors": True} if allow_errors else {}),
         )
     except ParamillError as exc:
+        if run_record:
+            from .records import error_run_record
+
+            record = error_run_record(
+                exc, input_path=notebook_path, output_path=output_path, parameters=params
+            )
+            _write_run_record(run_record, record, params, secrets, storage_options)
         fail(exc)
     except KeyboardInterrupt:  # before or after the kernel ran: nothing to save
         click.echo("paramill: error: interrupted", err=True)
@@ -314,8 +374,36 @@ def run_command(
         traceback.print_exc()
         click.echo(f"paramill: internal error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
+    record_failed = 0
+    if run_record:
+        record_failed = _write_run_record(
+            run_record, result.to_record(), params, secrets, storage_options
+        )
     if result.error is not None:
         fail(result.error, result.output_path)
+    if record_failed:
+        sys.exit(record_failed)
+
+
+def _write_run_record(
+    path: str,
+    record: dict[str, Any],
+    params: dict[str, Any] | None,
+    secrets: dict[str, str] | None,
+    storage_options: dict[str, Any] | None,
+) -> int:
+    """``--run-record``: the path may use ``{name}`` fields like the output path. Returns the
+    exit code of a failed write (0 when written)."""
+    from .execute import path_parameters, template_path
+    from .records import write_run_record
+
+    try:
+        path = template_path(path, path_parameters(params or {}))
+        write_run_record(path, record, storage_options, secrets=list((secrets or {}).values()))
+    except ParamillError as exc:
+        click.echo(f"paramill: error: the run record was not written: {exc.message}", err=True)
+        return exc.exit_code
+    return 0
 
 
 def _parse_storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
@@ -378,3 +466,205 @@ def _help_notebook(
         else:
             click.echo(f"{definition:<34}{param.help}")
     return 0
+
+
+@main.command("records")
+@click.argument("notebook_path")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as one JSON object.")
+@click.option(
+    "--storage-option",
+    "storage_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fsspec storage option for URLs (as for run).",
+)
+def records_command(notebook_path: str, as_json: bool, storage_option: tuple[str, ...]) -> None:
+    """Print the values an executed notebook stored with paramill.record (or scrapbook's glue)."""
+    import json
+
+    from .records import read_notebook
+
+    try:
+        found = read_notebook(notebook_path, _parse_storage_options(storage_option)).raw_records
+    except ParamillError as exc:
+        fail(exc)
+    if as_json:
+        data = {name: rec.as_json() for name, rec in found.items()}
+        click.echo(json.dumps(data, indent=1, ensure_ascii=False))
+        return
+    if not found:
+        click.echo(f"{notebook_path}: no records", err=True)
+        return
+    rows = [(name, rec.encoder, rec.summary()) for name, rec in found.items()]
+    widths = [max(len(row[i]) for row in [("name", "kind", "value"), *rows]) for i in (0, 1)]
+    for name, kind, value in [("name", "kind", "value"), *rows]:
+        click.echo(f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {value}")
+
+
+def _reuse_run_options(*names: str) -> Any:
+    """Give a command the run command's own options (same flags, help and defaults)."""
+
+    def decorate(command: click.Command) -> click.Command:
+        by_name = {param.name: param for param in run_command.params}
+        command.params.extend(by_name[name] for name in names)
+        return command
+
+    return decorate
+
+
+SWEEP_EXIT_CODES = """\b
+Exit codes: 0 when every run completed; when runs failed, their exit code if they all
+share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1;
+2 usage error; 4 bad grid or two runs writing one output; 130/143 interrupted.
+"""
+
+
+@_reuse_run_options(
+    "parameters", "parameters_raw", "parameters_file", "parameters_yaml", "parameters_base64",
+    "engine", "kernel", "language", "cwd", "log_output", "log_level", "start_timeout",
+    "execution_timeout", "run_timeout", "report_mode", "strict", "storage_option",
+    "allow_errors",
+)
+@main.command(
+    "sweep", context_settings={"help_option_names": ["-h", "--help"]}, epilog=SWEEP_EXIT_CODES
+)
+@click.argument("notebook_path")
+@click.argument("output_template")
+@click.option(
+    "--grid",
+    multiple=True,
+    metavar="NAME=V1,V2,...",
+    help="Values of one parameter, cast like -p; several --grid flags form a product.",
+)
+@click.option(
+    "--grid-file",
+    help="YAML/JSON: a mapping of lists (a product) or a list of parameter mappings.",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Parallel runs [default: cores].")
+@click.option("--fail-fast", is_flag=True, help="Start no new run after one fails.")
+@click.option("--summary", metavar="FILE", help="Write the summary table as .json or .csv.")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where runs execute: worker threads here, or a Dask cluster.",
+)
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786.")
+@click.option(
+    "--preload",
+    multiple=True,
+    metavar="MOD1,MOD2",
+    help="Modules to import in each warm kernel before its run, besides the notebook's own "
+    "imports.",
+)
+@click.option("--no-preload", is_flag=True, help="Do not pre-import the notebook's imports.")
+@click.option(
+    "--warm/--no-warm",
+    default=True,
+    show_default=True,
+    help="Start the next runs' kernels while runs execute.",
+)
+def sweep_command(
+    notebook_path: str,
+    output_template: str,
+    grid: tuple[str, ...],
+    grid_file: str | None,
+    workers: int | None,
+    fail_fast: bool,
+    summary: str | None,
+    executor: str,
+    scheduler: str | None,
+    preload: tuple[str, ...],
+    no_preload: bool,
+    warm: bool,
+    **options: Any,
+) -> None:
+    """Run NOTEBOOK_PATH once per parameter set; OUTPUT_TEMPLATE names each output.
+
+    \b
+    paramill sweep report.ipynb 'out/report_{date}_{region}.ipynb' \\
+        --grid date=2019-11-01,2019-11-02 --grid region=north,south
+    """
+    import signal
+
+    from importlib import import_module
+
+    from .parameters import resolve
+
+    sweeps = import_module(".sweep", __package__)  # the module: `paramill.sweep` is the function
+    log_level = options.pop("log_level")
+    if log_level == "INFO" and not options["log_output"]:
+        log_level = "WARNING"  # the progress line and the table say what happened
+    console = None
+
+    interrupted: list[int] = []
+
+    def stop(signum: int, _frame: Any) -> None:
+        if not interrupted:  # once: a second Ctrl-C must not break the cleanup of the first
+            interrupted.append(signum)
+            raise KeyboardInterrupt(signum)
+
+    # explicit handlers: a shell starts background jobs with SIGINT ignored
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        storage_options = _parse_storage_options(options.pop("storage_option"))
+        base = resolve(
+            base64s=options.pop("parameters_base64"),
+            files=options.pop("parameters_file"),
+            yamls=options.pop("parameters_yaml"),
+            cast=options.pop("parameters"),
+            raw=options.pop("parameters_raw"),
+            storage_options=storage_options,
+        )
+        grids: list[Any] = []
+        if grid:
+            grids.append(sweeps.parse_grid_options(grid))
+        if grid_file:
+            grids.append(sweeps.load_grid_file(grid_file, storage_options))
+        runs = sweeps.combine_grids(grids) if grids else [{}]
+        console = sweeps.SweepConsole(len(runs))
+        logger = logging.getLogger("paramill")
+        logger.handlers[:] = [console]
+        logger.propagate = False
+        logger.setLevel(log_level)
+        modules = [m.strip() for item in preload for m in item.split(",") if m.strip()]
+        results = sweeps.sweep(
+            notebook_path,
+            output_template,
+            runs,
+            parameters=base,
+            workers=workers,
+            executor=executor,
+            scheduler=scheduler,
+            fail_fast=fail_fast,
+            preload=False if no_preload and not modules else modules,
+            warm=warm,
+            events=console,
+            engine_name=options.pop("engine"),
+            kernel_name=options.pop("kernel"),
+            storage_options=storage_options,
+            **({"allow_errors": True} if options.pop("allow_errors") else {}),
+            **options,
+        )
+    except ParamillError as exc:
+        if console is not None:
+            console.finish()
+        fail(exc)
+    except KeyboardInterrupt as exc:
+        if console is not None:
+            console.finish()
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+        click.echo("paramill: error: sweep interrupted", err=True)
+        sys.exit(128 + int(signum))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.finish()
+    click.echo(sweeps.format_table(results))
+    if summary:
+        try:
+            sweeps.write_summary(results, summary, storage_options)
+        except ParamillError as exc:
+            fail(exc)
+    sys.exit(sweeps.sweep_exit_code(results))

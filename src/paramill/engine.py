@@ -9,13 +9,14 @@ marks the cell failed, shuts the kernel down and is reported as its own error cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import (
@@ -36,6 +37,38 @@ logger = logging.getLogger("paramill")
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+# SIGINT/SIGTERM that arrived while hold_signals was active and no engine handled them
+_held_signals: list[int] = []
+
+
+@contextlib.contextmanager
+def hold_signals(enabled: bool = True) -> Iterator[list[int]]:
+    """Hold SIGINT/SIGTERM (record them, do not die) for the whole of a run in the main thread.
+
+    While cells run the engine's handlers take over; around that (getting ready, shutting the
+    kernel down, the final save) a signal would otherwise kill the process before the kernel is
+    stopped and the output written. Yields the signals held; the caller decides what to do.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    global _held_signals
+    held: list[int] = []
+    _held_signals = held
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, lambda s, _frame: held.append(signal.Signals(s)))
+        except (ValueError, OSError):
+            pass
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _held_signals = []
 
 
 class Autosaver:
@@ -396,7 +429,11 @@ class NBClientEngine:
     async def _run_setup(self, kc: Any) -> None:
         try:
             reply = await kc.execute_interactive(
-                self.setup_code, silent=True, store_history=False, timeout=self.start_timeout
+                self.setup_code,
+                silent=True,
+                store_history=False,
+                timeout=self.start_timeout,
+                output_hook=lambda msg: None,  # not jupyter_client's default: print to stdout
             )
             if reply["content"].get("status") != "ok":
                 logger.warning("The kernel setup code failed: %s", reply["content"])
@@ -405,6 +442,8 @@ class NBClientEngine:
 
     @staticmethod
     def _add_error_output(nb: NotebookNode, error: ExecutionError) -> None:
+        # also when no cell ran (stopped while the kernel started): the run did fail
+        nb.metadata.papermill["exception"] = True
         if error.cell_index is None:
             return
         cell = nb.cells[error.cell_index]
@@ -461,6 +500,9 @@ class NBClientEngine:
                 )
             except (ValueError, RuntimeError, NotImplementedError):
                 previous.pop(sig, None)
+        if _held_signals:  # arrived while the run was getting ready: cancel it now
+            sig = _held_signals[0]
+            stop(RunCancelledError, names[sig], signal_number=int(sig))
 
         def restore() -> None:
             for sig, handler in previous.items():

@@ -67,6 +67,10 @@ class MissingDependencyError(StorageError):
     exit_code = 6
 
 
+class RecordError(ParamillError, ValueError):
+    """``paramill.record`` was given a name or value it cannot store."""
+
+
 class UnsupportedLanguageError(ParameterError):
     """No parameter translator exists for the notebook's kernel or language."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import signal
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from .errors import (
     KernelError,
     MissingParameterError,
     OutputError,
+    RunCancelledError,
     StorageError,
     UnsupportedLanguageError,
 )
@@ -51,10 +53,19 @@ class RunResult:
     end_time: str | None = None
     duration: float | None = None
     cell_durations: list[float | None] = field(default_factory=list)
+    #: values the notebook stored with ``paramill.record`` (see paramill.records)
+    records: dict[str, Any] = field(default_factory=dict)
+    html_output: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def to_record(self) -> dict[str, Any]:
+        """The run record (``--run-record``): a JSON-able summary, secrets redacted."""
+        from .records import run_record
+
+        return run_record(self)
 
     def raise_for_error(self) -> None:
         if self.error is not None:
@@ -187,8 +198,14 @@ def parameterize(
     strict: bool = False,
     report_mode: bool = False,
     comment: str = "Parameters",
+    secrets: Mapping[str, str] | None = None,
 ) -> NotebookNode:
-    """Check ``parameters`` against the notebook's declarations and inject them (no kernel)."""
+    """Check ``parameters`` against the notebook's declarations and inject them (no kernel).
+
+    ``secrets`` are bound from the kernel's environment; only their names reach the notebook.
+    """
+    from .secrets import redacted, secret_source
+
     translator = translator_for(nb, kernel_name, language)
     declared = None
     params_index = nbops.find_tagged(nb, nbops.PARAMETERS_TAG)
@@ -200,9 +217,11 @@ def parameterize(
                 "Translator for '%s' language does not support parameter introspection.",
                 translator.language,
             )
-    check_parameters(declared, parameters, strict=strict)
-    source = translator.codify(parameters, comment)
-    return nbops.inject_parameters(nb, source, json_safe(dict(parameters)), report_mode)
+    hidden = redacted(secrets or {})
+    check_parameters(declared, {**parameters, **hidden}, strict=strict)
+    source = translator.codify(parameters, comment) + secret_source(translator, list(hidden))
+    stamped = {**json_safe(dict(parameters)), **hidden}
+    return nbops.inject_parameters(nb, source, stamped, report_mode)
 
 
 def run(
@@ -230,9 +249,19 @@ def run(
     strict: bool = False,
     storage_options: dict[str, Any] | None = None,
     handle_signals: bool = True,
+    html_output: PathLike | None = None,
+    secrets: Mapping[str, str] | None = None,
+    deterministic: bool = False,
     **engine_kwargs: Any,
 ) -> RunResult:
-    """Run a notebook end to end and report what happened (see ``execute_notebook``)."""
+    """Run a notebook end to end and report what happened (see ``execute_notebook``).
+
+    ``html_output`` also writes an HTML report (needs ``paramill[report]``); ``secrets`` are
+    values the notebook gets as variables that are never written anywhere; ``deterministic``
+    leaves timestamps and durations out of the output notebook.
+    """
+    from . import secrets as secrets_mod
+
     input_path = os.fspath(input_path) if isinstance(input_path, os.PathLike) else input_path
     output_path = os.fspath(output_path) if isinstance(output_path, os.PathLike) else output_path
     files = (
@@ -248,6 +277,13 @@ def run(
     path_params = path_parameters(params)
     input_path = template_path(input_path, path_params)
     output_path = template_path(output_path, path_params)
+    secrets = secrets_mod.check_secrets(secrets or {}, params)
+    hidden_values = list(secrets.values())
+    if html_output is not None:
+        from .report import require_nbconvert
+
+        html_output = template_path(os.fspath(html_output), path_params)
+        require_nbconvert()
 
     def pretty(path: Any) -> str:
         if path is None:
@@ -266,7 +302,7 @@ def run(
 
     nb = read_notebook_source(input_path, storage_options)
     nb = nbops.add_placeholders(nb)
-    if params:
+    if params or secrets:
         nb = parameterize(
             nb,
             params,
@@ -274,6 +310,7 @@ def run(
             language=language,
             strict=strict,
             report_mode=report_mode,
+            secrets=secrets,
         )
     nb.metadata.papermill["input_path"] = input_path if isinstance(input_path, str) else None
     nb.metadata.papermill["output_path"] = output_path
@@ -281,11 +318,24 @@ def run(
         nb = nbops.apply_report_mode(nb)
     nb = nbops.remove_error_markers(nb)
 
+    def for_storage(nb: NotebookNode) -> NotebookNode:
+        # every write goes through here: secret values scrubbed (in place), timings dropped
+        secrets_mod.scrub_notebook(nb, hidden_values)
+        return nbops.without_volatile(nb) if deterministic else nb
+
     def save_final(nb: NotebookNode) -> None:
-        if output_path is None:
-            return
         try:
-            write_notebook(nb, output_path, storage_options)
+            if output_path is not None:
+                write_notebook(for_storage(nb), output_path, storage_options)
+            if html_output is not None and not prepare_only:
+                from .report import write_html
+
+                write_html(
+                    for_storage(nb),
+                    html_output,
+                    report_mode=report_mode,
+                    storage_options=storage_options,
+                )
         except StorageError as exc:
             raise OutputError(ename="OutputError", evalue=exc.message) from exc
 
@@ -294,14 +344,15 @@ def run(
         notebook=nb,
         input_path=input_path if isinstance(input_path, str) else None,
         output_path=output_path,
-        parameters=dict(params),
+        parameters={**params, **secrets_mod.redacted(secrets)},
+        html_output=html_output,
     )
     if prepare_only:
         save_final(nb)
         result.notebook = nbformat.from_dict(nb)
         return result
 
-    from .engine import Autosaver
+    from .engine import Autosaver, hold_signals
 
     kernel = notebook_kernel_name(nb, kernel_name)
     if kernel_name:
@@ -311,7 +362,9 @@ def run(
     can_autosave = request_save_on_cell_execute and output_path not in (None, "-")
     interval = max(1.0, float(autosave_cell_every or 0)) if remote else 1.0
     saver = Autosaver(
-        (lambda nb: write_notebook(nb, output_path, storage_options)) if can_autosave else None,
+        (lambda nb: write_notebook(for_storage(nb), output_path, storage_options))
+        if can_autosave
+        else None,
         interval,
     )
     try:
@@ -321,6 +374,15 @@ def run(
         failure_check, setup_code = None, ""
     if setup_code:  # only then: engines from entry points need not know the argument
         engine_kwargs["setup_code"] = setup_code
+    if secrets:  # the values travel in the kernel's environment, never in the notebook
+        engine_kwargs["kernel_env"] = {
+            **(engine_kwargs.get("kernel_env") or {}),
+            **secrets_mod.kernel_env(secrets),
+        }
+        if stdout_file is not None:
+            stdout_file = secrets_mod.ScrubbingWriter(stdout_file, hidden_values)
+        if stderr_file is not None:
+            stderr_file = secrets_mod.ScrubbingWriter(stderr_file, hidden_values)
     engine_cls = get_engine(engine_name)
     engine_kwargs.pop("input_path", None)
     engine = engine_cls(
@@ -341,28 +403,38 @@ def run(
         **engine_kwargs,
     )
     started = time.monotonic()
-    error = engine.execute(nb)
-    if error is None and not engine_kwargs.get("allow_errors"):
-        error = nbops.find_execution_error(nb, fail_on_allowed=strict)
-    if error is not None:
-        nb = nbops.add_error_markers(nb, error)
-        result.status = error.status
-    else:
-        result.status = "completed"
-    result.notebook = nb = nbformat.from_dict(nb)  # attribute access all the way down
-    result.error = error
-    meta = nb.metadata.papermill
-    result.start_time = meta.get("start_time")
-    result.end_time = meta.get("end_time")
-    result.duration = round(time.monotonic() - started, 6)
-    result.cell_durations = [c.metadata.get("papermill", {}).get("duration") for c in nb.cells]
-    try:
-        save_final(nb)
-    except OutputError as exc:
-        if result.error is None:
-            result.error, result.status = exc, exc.status
+    # SIGINT/SIGTERM after the engine's own handling (a repeated Ctrl-C, a scheduler's second
+    # TERM) must not kill the process before the output is written: held until then
+    with hold_signals(handle_signals) as held:
+        with secrets_mod.redacted_logs(hidden_values):
+            error = engine.execute(nb)
+        secrets_mod.scrub_notebook(nb, hidden_values)  # before errors are read from it
+        if error is None and not engine_kwargs.get("allow_errors"):
+            error = nbops.find_execution_error(nb, fail_on_allowed=strict)
+        if error is not None:
+            nb = nbops.add_error_markers(nb, error)
+            result.status = error.status
         else:
-            logger.error("The output notebook could not be written: %s", exc.evalue)
+            result.status = "completed"
+        result.notebook = nb = nbformat.from_dict(nb)  # attribute access all the way down
+        result.error = error
+        meta = nb.metadata.papermill
+        result.start_time = meta.get("start_time")
+        result.end_time = meta.get("end_time")
+        result.duration = round(time.monotonic() - started, 6)
+        result.cell_durations = [c.metadata.get("papermill", {}).get("duration") for c in nb.cells]
+        from .records import decoded_records
+
+        result.records = decoded_records(nb)
+        try:
+            save_final(nb)
+        except OutputError as exc:
+            if result.error is None:
+                result.error, result.status = exc, exc.status
+            else:
+                logger.error("The output notebook could not be written: %s", exc.evalue)
+    if held and not isinstance(result.error, RunCancelledError):
+        signal.raise_signal(held[0])  # arrived after the run finished: deliver it now
     return result
 
 

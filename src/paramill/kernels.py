@@ -19,11 +19,21 @@ if TYPE_CHECKING:
 _ipc_dir: str | None = None
 
 
+# A socket path must fit sun_path (107 bytes on Linux); start_kernel appends "/<12 hex>-<n>".
+_SOCKET_PATH_MAX = 107 - 16
+
+
 def ipc_dir() -> str:
-    """A private folder for this process's IPC sockets, removed at exit."""
+    """A private folder for this process's IPC sockets, removed at exit.
+
+    Under the temp dir unless its path is too long for a socket name (a deep TMPDIR), then /tmp.
+    """
     global _ipc_dir
     if _ipc_dir is None or not os.path.isdir(_ipc_dir):
-        _ipc_dir = tempfile.mkdtemp(prefix="paramill-ipc-")
+        base = tempfile.gettempdir()
+        if len(os.fsencode(base)) + len("/paramill-ipc-12345678") > _SOCKET_PATH_MAX:
+            base = "/tmp"
+        _ipc_dir = tempfile.mkdtemp(prefix="paramill-ipc-", dir=base)
         atexit.register(shutil.rmtree, _ipc_dir, True)
     return _ipc_dir
 
@@ -44,6 +54,19 @@ def no_such_kernel(name: str) -> KernelError:
     )
 
 
+def supports_ipc(kernel_name: str) -> bool:
+    """Whether a kernel can listen on IPC sockets: those launched by Python (ipykernel and the
+    kernels built on it) can; others may not (ijavascript dies, tslab hangs), so they get TCP."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except NoSuchKernel:
+        return True  # start_kernel reports the missing kernel
+    launcher = os.path.basename(argv[0]) if argv else ""
+    return launcher.startswith("python") or launcher == "{python_executable}"
+
+
 async def start_kernel(
     kernel_name: str,
     *,
@@ -54,9 +77,12 @@ async def start_kernel(
     extra_arguments: list[str] | None = None,
 ) -> tuple[AsyncKernelManager, AsyncKernelClient]:
     """Start a kernel and wait until it answers; raise KernelError if it cannot."""
+    import zmq
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import NoSuchKernel
 
+    if transport == "ipc" and not supports_ipc(kernel_name):
+        transport = "tcp"
     kwargs: dict[str, Any] = {"kernel_name": kernel_name, "transport": transport}
     if transport == "ipc":
         kwargs["ip"] = os.path.join(ipc_dir(), uuid.uuid4().hex[:12])
@@ -68,7 +94,8 @@ async def start_kernel(
         await km.start_kernel(cwd=cwd, env=kernel_env, extra_arguments=extra_arguments or [])
     except NoSuchKernel:
         raise no_such_kernel(kernel_name) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zmq.ZMQError) as exc:
+        await stop_kernel(km, None, grace=0)
         raise KernelError(f"kernel {kernel_name!r} failed to start: {exc}") from None
     except BaseException:
         await stop_kernel(km, None, grace=0)

@@ -225,3 +225,28 @@ def find_execution_error(
                 traceback=[],
             )
     return None
+
+
+# Keys that change on every run: papermill's timings and nbclient's message timestamps.
+_VOLATILE_PAPERMILL_KEYS = ("start_time", "end_time", "duration")
+
+
+def without_volatile(nb: NotebookNode) -> NotebookNode:
+    """A copy without timestamps, durations or random cell ids paramill added, so that two runs
+    of the same notebook are byte-identical (``--deterministic``)."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for key in _VOLATILE_PAPERMILL_KEYS:
+        nb.metadata.get("papermill", {}).pop(key, None)
+    markers = 0
+    for cell in nb.cells:
+        for key in _VOLATILE_PAPERMILL_KEYS:
+            cell.metadata.get("papermill", {}).pop(key, None)
+        cell.metadata.pop("execution", None)
+        if has_tag(cell, INJECTED_TAG):
+            cell["id"] = INJECTED_TAG
+        elif has_tag(cell, ERROR_MARKER_TAG):
+            markers += 1
+            cell["id"] = f"papermill-error-marker-{markers}"
+    return nb

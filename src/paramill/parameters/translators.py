@@ -112,6 +112,16 @@ class Translator:
         an error (e.g. Octave prints ``error: ...`` with status ok); None otherwise."""
         return None
 
+    def kernel_setup(self) -> str:
+        """Code run silently once the kernel has started, before the first cell (e.g. the
+        Bash ERR trap that lets ``find_failure`` see failing commands); empty for none."""
+        return ""
+
+    def render_secret(self, env_var: str) -> str:
+        """An expression that evaluates to the environment variable ``env_var`` (a secret's
+        value) and, where the language can, removes it so child processes do not inherit it."""
+        raise ParameterError(f"secrets are not supported for {self.language}")
+
 
 def escaped_str(value: str) -> str:
     """papermill's escaped string: unicode_escape, then ``"`` escaped, in double quotes."""
@@ -144,6 +154,9 @@ class PythonTranslator(Translator):
         # keys keep their type (papermill turned every key into a string)
         items = (f"{self.render(k, name)}: {self.render(v, name)}" for k, v in value.items())
         return "{" + ", ".join(items) + "}"
+
+    def render_secret(self, env_var: str) -> str:
+        return f'__import__("os").environ.pop({escaped_str(env_var)})'
 
     def inspect(self, source: str) -> list[Parameter]:
         from .inspect import inspect_python
