@@ -6,6 +6,7 @@ papermill's API on top of it (returns the notebook, raises the run's error).
 
 from __future__ import annotations
 
+import copy
 import datetime
 import logging
 import os
@@ -319,8 +320,11 @@ def run(
     nb = nbops.remove_error_markers(nb)
 
     def for_storage(nb: NotebookNode) -> NotebookNode:
-        # every write goes through here: secret values scrubbed (in place), timings dropped
-        secrets_mod.scrub_notebook(nb, hidden_values)
+        # every write goes through here: secret values scrubbed, timings dropped. Outputs are
+        # scrubbed in place; sources only in the written copy, as cells yet to run need theirs.
+        if hidden_values:
+            secrets_mod.scrub_notebook(nb, hidden_values, sources=False)
+            nb = secrets_mod.scrub_notebook(copy.deepcopy(nb), hidden_values)
         return nbops.without_volatile(nb) if deterministic else nb
 
     def save_final(nb: NotebookNode) -> None:

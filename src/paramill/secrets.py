@@ -108,14 +108,25 @@ def _scrub(node: Any, forms: list[str]) -> Any:
     return node
 
 
-def scrub_notebook(nb: Any, values: list[str]) -> Any:
+def scrub_notebook(nb: Any, values: list[str], sources: bool = True) -> Any:
     """Replace every occurrence of a secret value in the notebook's strings, in place.
 
     In place on purpose: it runs on the event loop before each save, so the live notebook,
-    the returned notebook and the error read from it are all clean.
+    the returned notebook and the error read from it are all clean. ``sources=False`` leaves
+    cell sources alone (during a run: a cell that compares with the secret must still run).
     """
-    if values:
-        _scrub(nb, _forms(values))
+    if not values:
+        return nb
+    forms = _forms(values)
+    if sources or not isinstance(nb, dict) or "cells" not in nb:
+        return _scrub(nb, forms)
+    for key in list(nb):
+        if key != "cells":
+            nb[key] = _scrub(nb[key], forms)
+    for cell in nb["cells"]:
+        for key in list(cell):
+            if key != "source":
+                cell[key] = _scrub(cell[key], forms)
     return nb
 
 

@@ -112,6 +112,10 @@ class RTranslator(_Translator):
         "NA_real_ NA_character_ NA_complex_ in".split()
     )
 
+    def render_secret(self, env_var: str) -> str:
+        var = self.render(env_var)
+        return f"local({{v <- Sys.getenv({var}); Sys.unsetenv({var}); v}})"
+
     def codify(self, parameters: Mapping[str, Any], comment: str = "Parameters") -> str:
         # papermill strips leading underscores: R names cannot start with one
         renamed: dict[str, Any] = {}
@@ -171,6 +175,9 @@ class JuliaTranslator(_Translator):
         "using while".split()
     )
 
+    def render_secret(self, env_var: str) -> str:
+        return f"pop!(ENV, {self.render(env_var)})"
+
     def render_none(self, name: str) -> str:
         return "nothing"
 
@@ -205,6 +212,9 @@ class ScalaTranslator(_Translator):
         "implicit import lazy macro match new null object override package private protected "
         "return sealed super this throw trait try true type val var while with yield".split()
     )
+
+    def render_secret(self, env_var: str) -> str:
+        return f"sys.env({self.render(env_var)})"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"val {name} = {rendered}"
@@ -247,6 +257,9 @@ class MatlabTranslator(_Translator):
     )
     name_pattern = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}\Z")
     _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+    def render_secret(self, env_var: str) -> str:
+        return f"getenv('{env_var}')"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"{name} = {rendered};"
@@ -360,6 +373,9 @@ class CSharpTranslator(_Translator):
         "typeof uint ulong unchecked unsafe ushort using virtual void volatile while".split()
     )
 
+    def render_secret(self, env_var: str) -> str:
+        return f"System.Environment.GetEnvironmentVariable({self.render(env_var)})"
+
     def assign(self, name: str, rendered: str) -> str:
         return f"var {name} = {rendered};"
 
@@ -406,6 +422,9 @@ class FSharpTranslator(_Translator):
         "of open or override private public rec return select sig static struct then to true "
         "try type upcast use val void when while with yield".split()
     )
+
+    def render_secret(self, env_var: str) -> str:
+        return f"System.Environment.GetEnvironmentVariable({self.render(env_var)})"
 
     def comment(self, text: str) -> str:
         return f"(* {text.strip()} *)"
@@ -466,6 +485,9 @@ class PowerShellTranslator(_Translator):
         "\u201e": "`\u201e",
     }
 
+    def render_secret(self, env_var: str) -> str:
+        return f"[Environment]::GetEnvironmentVariable({self.render(env_var)})"
+
     def assign(self, name: str, rendered: str) -> str:
         return f"${name} = {rendered}"
 
@@ -516,6 +538,9 @@ class BashTranslator(_Translator):
     _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
     _CONTROL = re.compile(r"[\x01-\x1f\x7f]")
     FAILURE_MARK = "[paramill] command failed"
+
+    def render_secret(self, env_var: str) -> str:
+        return f'"${{{env_var}}}"'
 
     def assign(self, name: str, rendered: str) -> str:
         if rendered.startswith("("):  # an array over a scalar (or vice versa) must start afresh
@@ -598,6 +623,9 @@ class JavaScriptTranslator(_Translator):
         "interface let new null package private protected public return static super switch "
         "this throw true try typeof var void while with yield undefined NaN Infinity".split()
     )
+
+    def render_secret(self, env_var: str) -> str:
+        return f"process.env[{self.render(env_var)}]"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"{self.declaration} {name} = {rendered};"
