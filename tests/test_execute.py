@@ -419,3 +419,32 @@ def test_notebook_node_input_not_mutated():
     before = nbformat.writes(nb)
     out = paramill.execute_notebook(nb, None, {"a": 2}, progress_bar=False)
     assert nbformat.writes(nb) == before and out.cells[2].outputs[0].text == "2\n"
+
+
+def test_exception_from_outside_kills_kernel_and_saves(tmp_path):
+    """A scheduler's SIGTERM handler raising in the main thread (Airflow's way) mid-cell: the
+    exception goes on, but the kernel is killed and the partial output saved, marked cancelled."""
+    import os
+    import signal
+
+    class Terminated(BaseException):
+        pass
+
+    def handler(signum, frame):
+        raise Terminated("task terminated")
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    timer = threading.Timer(3, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+    out = tmp_path / "out.ipynb"
+    try:
+        timer.start()
+        with pytest.raises(Terminated):
+            paramill.run(
+                make_notebook(["1", "import time; time.sleep(30)"]), out, handle_signals=False
+            )
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)
+    saved = read_nb(out)
+    assert "cancelled" in saved.cells[0].source
+    assert statuses(saved)[-1] == "failed"

@@ -235,6 +235,7 @@ class NBClientEngine:
         self.kernel_starter = kernel_starter
         self.nbclient_kwargs = nbclient_kwargs
         self.kernel_pid: int | None = None
+        self._km: Any = None
 
     def execute(self, nb: NotebookNode) -> ExecutionError | None:
         """Run every cell of ``nb`` in place; return the error that ended the run early, if any.
@@ -243,7 +244,29 @@ class NBClientEngine:
         """
         from jupyter_core.utils import run_sync
 
-        return run_sync(self._execute)(nb)
+        try:
+            return run_sync(self._execute)(nb)
+        except BaseException:
+            # an exception from outside (a scheduler's SIGTERM handler raising in this thread)
+            # broke the event loop before the engine could clean up: no orphan kernel
+            self._kill_kernel_now()
+            raise
+
+    def _kill_kernel_now(self) -> None:
+        import os
+
+        km = self._km
+        if km is None or self.kernel_pid is None:
+            return
+        try:
+            os.killpg(os.getpgid(self.kernel_pid), signal.SIGKILL)
+        except OSError:
+            pass
+        for cleanup in ("cleanup_connection_file", "cleanup_ipc_files"):
+            try:
+                getattr(km, cleanup)()
+            except Exception:
+                pass
 
     # -- bookkeeping ---------------------------------------------------------------------------
     @staticmethod
@@ -335,7 +358,7 @@ class NBClientEngine:
                 startup_timeout=self.start_timeout,
                 env=self.kernel_env,
             )
-            self.kernel_pid = kernel_pid(km)
+            self.kernel_pid, self._km = kernel_pid(km), km
             logger.info("Executing notebook with kernel: %s", self.kernel_name)
             client = _make_client_class()(
                 nb,
@@ -418,6 +441,7 @@ class NBClientEngine:
                 bar.render_finish()
             if km is not None:
                 await stop_kernel(km, kc, grace=0 if error is not None else 3.0)
+                self._km = None
             for leftover in asyncio.all_tasks() - tasks_before - {task}:
                 leftover.cancel()
             self._finish_notebook(nb, started)

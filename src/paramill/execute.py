@@ -389,13 +389,14 @@ def run(
             stderr_file = secrets_mod.ScrubbingWriter(stderr_file, hidden_values)
     engine_cls = get_engine(engine_name)
     engine_kwargs.pop("input_path", None)
+    # papermill: nbclient's `timeout` applies when execution_timeout is not given
+    cell_timeout = execution_timeout or engine_kwargs.pop("timeout", None)
     engine = engine_cls(
         kernel_name=kernel,
         saver=saver,
         cwd=cwd,
         start_timeout=start_timeout,
-        # papermill: nbclient's `timeout` applies when execution_timeout is not given
-        execution_timeout=execution_timeout or engine_kwargs.pop("timeout", None),
+        execution_timeout=cell_timeout,
         run_timeout=run_timeout,
         log_output=log_output,
         stdout_file=stdout_file,
@@ -411,7 +412,11 @@ def run(
     # TERM) must not kill the process before the output is written: held until then
     with hold_signals(handle_signals) as held:
         with secrets_mod.redacted_logs(hidden_values):
-            error = engine.execute(nb)
+            try:
+                error = engine.execute(nb)
+            except BaseException as exc:  # e.g. a scheduler's own SIGTERM exception
+                _save_interrupted(nb, exc, save_final)
+                raise
         secrets_mod.scrub_notebook(nb, hidden_values)  # before errors are read from it
         if error is None and not engine_kwargs.get("allow_errors"):
             error = nbops.find_execution_error(nb, fail_on_allowed=strict)
@@ -440,6 +445,27 @@ def run(
     if held and not isinstance(result.error, RunCancelledError):
         signal.raise_signal(held[0])  # arrived after the run finished: deliver it now
     return result
+
+
+def _save_interrupted(nb: NotebookNode, exc: BaseException, save: Any) -> None:
+    """Something outside paramill stopped the run (the engine has killed the kernel): keep the
+    partial output, marked cancelled, before the exception goes on."""
+    running = [
+        i for i, c in enumerate(nb.cells) if c.metadata.get("papermill", {}).get("status") == "running"
+    ]
+    index = running[0] if running else None
+    if index is not None:
+        nb.cells[index].metadata.papermill.update(status="failed", exception=True)
+    error = RunCancelledError(
+        cell_index=index,
+        exec_count=nb.cells[index].get("execution_count") if index is not None else None,
+        ename=type(exc).__name__,
+        evalue=f"stopped by {type(exc).__name__}: {exc}".rstrip(": "),
+    )
+    try:
+        save(nbops.add_error_markers(nb, error))
+    except Exception:
+        logger.exception("The partial output could not be saved")
 
 
 def execute_notebook(
