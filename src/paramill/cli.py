@@ -201,8 +201,8 @@ def _setup_logging(level: str) -> None:
     "storage_option",
     multiple=True,
     metavar="KEY=VALUE",
-    help="fsspec storage option for URLs (repeatable; dotted keys nest), "
-    "e.g. endpoint_url=http://127.0.0.1:9000.",
+    help="fsspec storage option for URLs (repeatable; dotted keys nest; a protocol prefix "
+    "scopes it to that store), e.g. s3.endpoint_url=http://127.0.0.1:9000.",
 )
 @click.option(
     "--allow-errors",
@@ -326,7 +326,9 @@ def run_command(
             storage_options=storage_options,
         )
         if help_notebook:
-            sys.exit(_help_notebook(ctx, notebook_path, params, kernel, language))
+            sys.exit(
+                _help_notebook(ctx, notebook_path, params, kernel, language, storage_options)
+            )
 
         from .execute import run
 
@@ -435,11 +437,16 @@ def _stdin_is_pipe() -> bool:
 
 
 def _help_notebook(
-    ctx: click.Context, path: str, params: dict, kernel: str | None, language: str | None
+    ctx: click.Context,
+    path: str,
+    params: dict,
+    kernel: str | None,
+    language: str | None,
+    storage_options: dict[str, Any] | None = None,
 ) -> int:
     from .execute import declared_parameters, path_parameters, read_notebook_source, template_path
 
-    nb = read_notebook_source(template_path(path, path_parameters(params)))
+    nb = read_notebook_source(template_path(path, path_parameters(params)), storage_options)
     click.echo(f"Usage: {ctx.find_root().info_name} [OPTIONS] NOTEBOOK_PATH [OUTPUT_PATH]")
     click.echo(f"\nParameters inferred for notebook '{path}':")
     try:
@@ -587,12 +594,11 @@ def sweep_command(
         --grid date=2019-11-01,2019-11-02 --grid region=north,south
     """
     import signal
-
     from importlib import import_module
 
     from .parameters import resolve
 
-    sweeps = import_module(".sweep", __package__)  # the module: `paramill.sweep` is the function
+    sweeps = import_module(".sweep", __package__)  # the module (`paramill.sweep` is a function)
     log_level = options.pop("log_level")
     if log_level == "INFO" and not options["log_output"]:
         log_level = "WARNING"  # the progress line and the table say what happened

@@ -1,0 +1,671 @@
+"""Sweeps: one notebook run over many parameter sets, on warm kernels, locally or on Dask.
+
+The same path as a single run (``execute.run``) taken many times: the grid is expanded, every
+run's output name is filled from a template and checked for clashes before anything runs, and
+the runs go to an executor (worker threads sharing a warm ``KernelPool``, or a Dask cluster).
+Each run is reported as a ``SweepRun``; one failure does not stop the others (unless
+``fail_fast``).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextvars
+import csv
+import io
+import itertools
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .errors import ExecutionError, InputError, ParameterError, ParamillError
+
+logger = logging.getLogger("paramill")
+
+#: the label of the run the current thread (or task) is executing, for log prefixes
+current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "paramill_run", default=None
+)
+
+Grid = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+# -- grids ---------------------------------------------------------------------------------------
+def expand_grid(grid: Grid) -> list[dict[str, Any]]:
+    """A mapping of lists is a cartesian product (first name varies slowest); a list of
+    mappings is taken as it is. A scalar (or string) value counts as a one-element list."""
+    if isinstance(grid, Mapping):
+        names = list(grid)
+        values = [
+            list(v) if isinstance(v, (list, tuple, set, frozenset, range)) else [v]
+            for v in grid.values()
+        ]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+    if isinstance(grid, (list, tuple)):
+        runs = []
+        for i, item in enumerate(grid):
+            if not isinstance(item, Mapping):
+                raise ParameterError(
+                    f"grid item {i + 1} is a {type(item).__name__}, expected a mapping of "
+                    "parameter names to values"
+                )
+            runs.append(dict(item))
+        return runs
+    raise ParameterError(
+        f"a grid is a mapping of lists or a list of mappings, got a {type(grid).__name__}"
+    )
+
+
+def parse_grid_options(items: Iterable[str]) -> dict[str, list[Any]]:
+    """``--grid name=v1,v2`` flags as a mapping of lists, values cast like ``-p``."""
+    from .parameters import cast_value
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ParameterError(f"--grid {item!r}: expected NAME=VALUE1,VALUE2,...")
+        grid.setdefault(name, []).extend(cast_value(v) for v in values.split(","))
+    return grid
+
+
+def load_grid_file(path: str, storage_options: dict[str, Any] | None = None) -> Grid:
+    """A YAML/JSON file holding a mapping of lists or a list of mappings."""
+    import yaml
+
+    from . import storage
+    from .parameters.sources import _yaml_loader
+
+    try:
+        text = storage.read_text(path, storage_options)
+    except ParamillError as exc:
+        raise ParameterError(f"grid file {exc.message}") from None
+    try:
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"grid file {path}: invalid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(data, (Mapping, list)):
+        raise ParameterError(f"grid file {path}: expected a mapping of lists or a list of mappings")
+    return data
+
+
+def combine_grids(grids: Iterable[Grid]) -> list[dict[str, Any]]:
+    """Several grids (``--grid`` flags and ``--grid-file``) form their cartesian product."""
+    runs: list[dict[str, Any]] = [{}]
+    for grid in grids:
+        runs = [{**left, **right} for left in runs for right in expand_grid(grid)]
+    return runs
+
+
+# -- planning ------------------------------------------------------------------------------------
+@dataclass
+class RunSpec:
+    """One planned run: where it reads and writes and with which parameters."""
+
+    index: int
+    grid: dict[str, Any]
+    parameters: dict[str, Any]
+    input_path: Any
+    output_path: str | None
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.grid.items()) or f"run {self.index + 1}"
+
+
+def _fill(path: Any, parameters: Mapping[str, Any]) -> Any:
+    from .execute import path_parameters, template_path
+
+    filled = template_path(path, path_parameters(parameters))
+    if isinstance(filled, str) and filled is not path and "{" in filled:
+        # run() fills templates again: a brace that came from a value must stay a brace
+        filled = filled.replace("{", "{{").replace("}", "}}")
+    return filled
+
+
+def _same_place(path: str) -> str:
+    if "://" in path:
+        return path
+    return os.path.normcase(os.path.abspath(path))
+
+
+def plan_runs(
+    template: Any,
+    output_template: str | None,
+    runs: Sequence[Mapping[str, Any]],
+    base: Mapping[str, Any] | None = None,
+) -> list[RunSpec]:
+    """The runs with their output names; two runs writing the same output is an error."""
+    if not runs:
+        raise ParameterError("the grid is empty: nothing to run")
+    specs, seen = [], {}
+    for index, values in enumerate(runs):
+        params = {**(base or {}), **values}
+        output = _fill(output_template, params) if output_template is not None else None
+        if output not in (None, "-") and not isinstance(output, str):
+            raise ParameterError("a sweep's output template must be a path")
+        if output == "-" and len(runs) > 1:
+            raise ParameterError("a sweep cannot write every run to stdout ('-')")
+        if output is not None:
+            place = _same_place(output)
+            if place in seen:
+                raise ParameterError(
+                    f"output template {output_template!r} gives {output!r} for two runs "
+                    f"({seen[place]} and {_label(values, index)}); add a parameter to it, "
+                    "e.g. 'out/report_{date}.ipynb'"
+                )
+            seen[place] = _label(values, index)
+        specs.append(RunSpec(index, dict(values), params, _fill(template, params), output))
+    return specs
+
+
+def _label(values: Mapping[str, Any], index: int) -> str:
+    return ",".join(f"{k}={v}" for k, v in values.items()) or f"run {index + 1}"
+
+
+def template_imports(nb: Any) -> list[str]:
+    """Modules a Python notebook imports (``import a.b``, ``from a.b import c``), in order."""
+    found: dict[str, None] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        # IPython magics and shell escapes are not Python: blank them so the rest parses
+        lines = [
+            "" if line.lstrip().startswith(("%", "!", "?")) else line
+            for line in cell.source.splitlines()
+        ]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    found[alias.name] = None
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                if node.module != "__future__":
+                    found[node.module] = None
+    return list(found)
+
+
+# -- results -------------------------------------------------------------------------------------
+@dataclass
+class SweepRun:
+    """What one run of a sweep did (no notebook unless ``keep_notebooks``)."""
+
+    index: int
+    grid: dict[str, Any]
+    parameters: dict[str, Any]
+    output_path: str | None
+    status: str  # completed | failed | timeout | kernel-died | cancelled | output-error
+    #            | error (before the kernel ran) | skipped (--fail-fast)
+    duration: float | None = None
+    error: ParamillError | None = None
+    records: Any = None
+    notebook: Any = None
+    kernel_name: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"
+
+    @property
+    def label(self) -> str:
+        return _label(self.grid, self.index)
+
+    @property
+    def exit_code(self) -> int:
+        if self.ok or self.status == "skipped":
+            return 0
+        return self.error.exit_code if self.error is not None else 1
+
+    @property
+    def failing_cell(self) -> str:
+        error = self.error
+        if not isinstance(error, ExecutionError) or error.cell_index is None:
+            return ""
+        where = str(error.cell_index)
+        if error.exec_count is not None:
+            where += f" (In [{error.exec_count}])"
+        return where
+
+    def raise_for_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def execute_one(
+    spec: RunSpec,
+    run_options: Mapping[str, Any],
+    *,
+    kernel_starter: Callable[..., Any] | None = None,
+    keep_notebook: bool = False,
+) -> SweepRun:
+    """Run one planned run; every paramill error becomes the run's status, never an exception."""
+    from .execute import run
+
+    options = dict(run_options)
+    if kernel_starter is not None:
+        options["kernel_starter"] = kernel_starter
+    token = current_run.set(spec.label)
+    began = time.monotonic()
+    outcome = SweepRun(spec.index, spec.grid, spec.parameters, spec.output_path, "error")
+    try:
+        result = run(
+            spec.input_path,
+            spec.output_path,
+            spec.parameters,
+            progress_bar=False,
+            handle_signals=False,
+            **options,
+        )
+    except ParamillError as exc:
+        outcome.error = exc
+    except Exception as exc:  # a bug: report it as this run's failure, keep the sweep going
+        logger.exception("run %s: internal error", spec.label)
+        outcome.error = ParamillError(f"internal error: {type(exc).__name__}: {exc}")
+    else:
+        outcome.status = result.status
+        outcome.error = result.error
+        outcome.records = getattr(result, "records", None)
+        outcome.kernel_name = result.kernel_name
+        if keep_notebook:
+            outcome.notebook = result.notebook
+    finally:
+        current_run.reset(token)
+    outcome.duration = round(time.monotonic() - began, 3)
+    return outcome
+
+
+def sweep_exit_code(runs: Iterable[SweepRun]) -> int:
+    """0 when every run completed; the failed runs' exit code when they all share one
+    (e.g. 1 for cell errors, 7 for cell timeouts); 1 for a mix of failures."""
+    codes = {run.exit_code for run in runs if not run.ok and run.status != "skipped"}
+    codes.discard(0)
+    if not codes:
+        return 0
+    return codes.pop() if len(codes) == 1 else 1
+
+
+# -- running -------------------------------------------------------------------------------------
+class SweepEvents:
+    """Receives progress; the CLI's console implements it. Called from worker threads."""
+
+    def started(self, spec: RunSpec) -> None: ...
+
+    def finished(self, run: SweepRun) -> None: ...
+
+
+def sweep(
+    template: Any,
+    output_template: str | None,
+    grid: Grid,
+    *,
+    workers: int | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    executor: str = "local",
+    client: Any = None,
+    scheduler: str | None = None,
+    fail_fast: bool = False,
+    preload: Iterable[str] | bool | None = None,
+    warm: bool = True,
+    keep_notebooks: bool = False,
+    events: SweepEvents | None = None,
+    **run_options: Any,
+) -> list[SweepRun]:
+    """Run ``template`` once per parameter set of ``grid``; one ``SweepRun`` per run, in grid
+    order. A run's failure is its status, never an exception (see ``sweep_exit_code``).
+
+    ``grid``: a mapping of lists (cartesian product) or a list of mappings. ``parameters``:
+    values every run gets (the grid's win). ``output_template``: a path with ``{name}`` fields,
+    e.g. ``'out/report_{date}.ipynb'``; two runs mapping to one output is a ParameterError
+    raised before anything runs. ``workers``: parallel runs (default: the number of cores).
+    ``executor="dask"`` runs on a Dask cluster (``client`` or ``scheduler`` address).
+    ``preload``: modules imported in each warm kernel before its run (None: the template's own
+    imports; a list adds to them; False: none). Other keyword arguments go to ``paramill.run``
+    (``kernel_name``, ``start_timeout``, ``execution_timeout``, ``run_timeout``, ``cwd``,
+    ``report_mode``, ``strict``, ``log_output``, ``storage_options``, ...).
+    """
+    from .parameters import resolve
+
+    base = resolve(
+        parameters=parameters,
+        files=_as_list(run_options.pop("parameters_file", None)),
+        yamls=_as_list(run_options.pop("parameters_yaml", None)),
+        storage_options=run_options.get("storage_options"),
+    )
+    specs = plan_runs(template, output_template, expand_grid(grid), base)
+    for name in ("progress_bar", "handle_signals", "kernel_starter"):
+        run_options.pop(name, None)
+    events = events or SweepEvents()
+    if executor == "dask":
+        from .integrations.dask import run_on_dask
+
+        return run_on_dask(
+            specs,
+            run_options,
+            client=client,
+            scheduler=scheduler,
+            fail_fast=fail_fast,
+            preload=_preload_list(specs, run_options, preload),
+            warm=warm,
+            keep_notebooks=keep_notebooks,
+            events=events,
+        )
+    if executor != "local":
+        raise InputError(f"no executor named {executor!r} (known: local, dask)")
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    return _run_local(specs, run_options, workers, fail_fast, preload, warm, keep_notebooks, events)
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, os.PathLike)) else list(value)
+
+
+def first_notebook(specs: Sequence[RunSpec], run_options: Mapping[str, Any]) -> Any:
+    """The first run's notebook (to learn its kernel and imports), or None if unreadable."""
+    from .execute import read_notebook_source
+
+    try:
+        return read_notebook_source(specs[0].input_path, run_options.get("storage_options"))
+    except ParamillError:
+        return None  # every run will report it
+
+
+def _preload_list(
+    specs: Sequence[RunSpec], run_options: Mapping[str, Any], preload: Any
+) -> list[str]:
+    if preload is False:
+        return []
+    nb = first_notebook(specs, run_options)
+    if nb is None or _language(nb, run_options) != "python":
+        return []
+    return [*template_imports(nb), *(preload if isinstance(preload, Iterable) else ())]
+
+
+def _language(nb: Any, run_options: Mapping[str, Any]) -> str | None:
+    language = run_options.get("language")
+    if language:
+        return language.lower()
+    spec = nb.metadata.get("kernelspec", {})
+    name = nb.metadata.get("language_info", {}).get("name") or spec.get("language") or ""
+    return name.lower() or None
+
+
+def kernel_for(nb: Any, run_options: Mapping[str, Any]) -> str | None:
+    return run_options.get("kernel_name") or nb.metadata.get("kernelspec", {}).get("name")
+
+
+def _run_local(
+    specs: list[RunSpec],
+    run_options: dict[str, Any],
+    workers: int,
+    fail_fast: bool,
+    preload: Any,
+    warm: bool,
+    keep_notebooks: bool,
+    events: SweepEvents,
+) -> list[SweepRun]:
+    # imported before the threads start: a module half-imported by one thread fails in another
+    import nbclient  # noqa: F401
+
+    from . import engine as _engine  # noqa: F401
+    from .pool import KernelPool
+
+    engine = run_options.get("engine_name")
+    pooled = warm and engine in (None, "", "nbclient")  # other engines may not take a starter
+    stop = threading.Event()
+
+    def one(spec: RunSpec, starter: Any) -> SweepRun:
+        if stop.is_set():
+            return SweepRun(spec.index, spec.grid, spec.parameters, spec.output_path, "skipped")
+        events.started(spec)
+        outcome = execute_one(
+            spec, run_options, kernel_starter=starter, keep_notebook=keep_notebooks
+        )
+        if fail_fast and not outcome.ok:
+            stop.set()
+        events.finished(outcome)
+        return outcome
+
+    results: list[SweepRun | None] = [None] * len(specs)
+    size = min(workers, len(specs)) if pooled else 0
+    with KernelPool(
+        size,
+        preload=_preload_list(specs, run_options, preload) if pooled else (),
+        limit=len(specs),
+        start_timeout=run_options.get("start_timeout", 60),
+    ) as pool:
+        starter = pool.acquire if pooled else None
+        threads = ThreadPoolExecutor(workers, thread_name_prefix="paramill-sweep")
+        futures: dict[Future, int] = {}
+        try:
+            if pooled:
+                nb = first_notebook(specs, run_options)
+                kernel = kernel_for(nb, run_options) if nb is not None else None
+                if kernel:
+                    pool.warm(kernel, cwd=run_options.get("cwd"))
+            for spec in specs:
+                futures[threads.submit(one, spec, starter)] = spec.index
+            pending = set(futures)
+            while pending:
+                # a timeout keeps the main thread responsive to Ctrl-C
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    results[futures[future]] = future.result()
+        except BaseException:  # Ctrl-C / SIGTERM: start nothing new, end what runs
+            stop.set()
+            pool.kill_all()
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            threads.shutdown(wait=True)
+    return [r for r in results if r is not None]
+
+
+# -- reporting -----------------------------------------------------------------------------------
+SUMMARY_COLUMNS = ("run", "parameters", "status", "duration", "output", "failing_cell", "error")
+
+
+def summary_rows(runs: Sequence[SweepRun]) -> list[dict[str, Any]]:
+    """One row per run; records (if runs have them) become ``record.<name>`` columns."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "run": run.index + 1,
+            "parameters": run.label,
+            "status": run.status,
+            "duration": run.duration,
+            "output": run.output_path or "",
+            "failing_cell": run.failing_cell,
+            "error": run.error.message if run.error is not None else "",
+            "exit_code": run.exit_code,
+            "grid": run.grid,
+        }
+        if isinstance(run.records, Mapping):
+            for name, value in run.records.items():
+                row[f"record.{name}"] = _record_value(value)
+        elif run.records is not None:
+            row["records"] = _record_value(run.records)
+        rows.append(row)
+    return rows
+
+
+def _record_value(value: Any) -> Any:
+    from .parameters import json_safe
+
+    value = getattr(value, "value", value)
+    return json_safe(value)
+
+
+def format_table(runs: Sequence[SweepRun], width: int = 48) -> str:
+    rows = summary_rows(runs)
+    extra = sorted({k for row in rows for k in row if k.startswith("record")})
+    columns = [c for c in SUMMARY_COLUMNS if c != "run"] + extra
+    heads = {"failing_cell": "failing cell"}
+
+    def cell(row: dict, col: str) -> str:
+        value = row.get(col, "")
+        if col == "duration" and value is not None and value != "":
+            value = f"{value:.2f}s"
+        text = "" if value is None else str(value)
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    table = [[heads.get(c, c) for c in columns]] + [[cell(r, c) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table
+    ]
+    failed = sum(1 for r in runs if not r.ok and r.status != "skipped")
+    skipped = sum(1 for r in runs if r.status == "skipped")
+    tail = f"{len(runs)} runs: {len(runs) - failed - skipped} completed, {failed} failed"
+    if skipped:
+        tail += f", {skipped} skipped"
+    return "\n".join([*lines, tail])
+
+
+def write_summary(
+    runs: Sequence[SweepRun], path: str, storage_options: dict[str, Any] | None = None
+) -> None:
+    """The summary as JSON (a list of rows) or CSV (one column per grid parameter), by suffix."""
+    from . import storage
+
+    rows = summary_rows(runs)
+    if path.lower().endswith(".csv"):
+        names = list(dict.fromkeys(k for row in rows for k in row["grid"]))
+        extra = sorted({k for row in rows for k in row if k.startswith("record")})
+        columns = [
+            "run",
+            *names,
+            "status",
+            "duration",
+            "output",
+            "failing_cell",
+            "error",
+            "exit_code",
+            *extra,
+        ]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            flat = {**row, **row["grid"]}
+            writer.writerow({k: _csv_value(flat.get(k)) for k in columns})
+        text = buffer.getvalue()
+    elif path.lower().endswith(".json"):
+        from .parameters import json_safe
+
+        text = json.dumps(json_safe(rows), indent=1) + "\n"
+    else:
+        raise ParameterError(f"--summary {path}: name a .json or .csv file")
+    storage.write_text(path, text, storage_options)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return "" if value is None else value
+
+
+class SweepConsole(logging.Handler, SweepEvents):
+    """Progress (done/failed/running, ETA) and the runs' log lines on one stream, never mixed.
+
+    On a terminal the progress is one status line redrawn in place, cleared before each log
+    line; otherwise a line is printed as each run finishes. Log lines are prefixed with their
+    run (``[date=2019-11-01] ...``).
+    """
+
+    def __init__(self, total: int, stream: IO[str] | None = None, live: bool | None = None):
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.total = total
+        self.done = self.failed = self.running = 0
+        self.began = time.monotonic()
+        self._shown = False
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def status(self) -> str:
+        finished = self.done + self.failed
+        text = (
+            f"sweep: {finished}/{self.total}  done {self.done}  failed {self.failed}  "
+            f"running {self.running}"
+        )
+        if finished:
+            eta = (time.monotonic() - self.began) / finished * (self.total - finished)
+            text += f"  ETA {int(eta // 60)}:{int(eta % 60):02d}"
+        return text
+
+    def _clear(self) -> None:
+        if self.live and self._shown:
+            self.stream.write("\r\x1b[K")
+            self._shown = False
+
+    def _draw(self) -> None:
+        if self.live:
+            self.stream.write("\r\x1b[K" + self.status())
+            self._shown = True
+        self.stream.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        label = current_run.get()
+        if label:
+            text = "\n".join(f"[{label}] {line}" for line in text.splitlines() or [""])
+        with self.lock:
+            self._clear()
+            self.stream.write(text + "\n")
+            self._draw()
+
+    def started(self, spec: RunSpec) -> None:
+        with self.lock:
+            self.running += 1
+            self._clear()
+            self._draw()
+
+    def finished(self, run: SweepRun) -> None:
+        with self.lock:
+            self.running -= 1
+            if run.ok:
+                self.done += 1
+            else:
+                self.failed += 1
+            self._clear()
+            if not self.live:
+                what = run.status
+                if run.error is not None:
+                    what += f": {run.error.message}"
+                took = f"{run.duration or 0:.2f}s"
+                self.stream.write(f"[{run.label}] {what} ({took}) — {self.status()}\n")
+            self._draw()
+
+    def finish(self) -> None:
+        with self.lock:
+            self._clear()
+            self.stream.flush()
+
+
+class _CallableModule(type(sys)):
+    """Importing ``paramill.sweep`` (the module) rebinds the package attribute ``sweep`` from the
+    function to the module; calling it must still run a sweep, so the module forwards calls."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[SweepRun]:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

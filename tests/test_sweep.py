@@ -1,0 +1,251 @@
+"""Sweeps: grids, output names, parallel warm runs, failures, summaries, the CLI, Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+
+import nbformat
+import pytest
+
+import paramill
+from paramill.errors import ParameterError
+from paramill.sweep import (
+    combine_grids,
+    expand_grid,
+    parse_grid_options,
+    plan_runs,
+    sweep_exit_code,
+    template_imports,
+)
+
+from .conftest import make_notebook, read_nb, run_cli
+
+
+def kernels_of(parent: int) -> list[int]:
+    """Live kernel processes launched by process ``parent`` (jupyter_client sets
+    JPY_PARENT_PID in each kernel's environment)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().split(") ")[1].split()[0] == "Z":
+                    continue
+        except OSError:
+            continue
+        if f"JPY_PARENT_PID={parent}".encode() in env:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def report(tmp_path):
+    nb = make_notebook(
+        [
+            ("code", "date = 'none'\nregion = 'none'", "parameters"),
+            "import os, json\n"
+            "print(date, region, os.getpid(), globals().get('leak'))\n"
+            "leak = 'set'\n"
+            "assert region != 'bad', 'bad region'",
+        ]
+    )
+    path = tmp_path / "report.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+# -- grids and names (no kernel) -----------------------------------------------------------------
+def test_grid_flags_cast_like_p_and_form_a_product():
+    grid = parse_grid_options(["date=2019-11-01,2019-11-02", "n=1,2.5,True"])
+    assert grid == {"date": ["2019-11-01", "2019-11-02"], "n": [1, 2.5, True]}
+    runs = expand_grid(grid)
+    assert len(runs) == 6 and runs[0] == {"date": "2019-11-01", "n": 1}
+    assert runs[-1] == {"date": "2019-11-02", "n": True}
+    assert combine_grids([[{"a": 1}, {"a": 2}], {"b": ["x"]}]) == [
+        {"a": 1, "b": "x"},
+        {"a": 2, "b": "x"},
+    ]
+    with pytest.raises(ParameterError, match="expected NAME=VALUE"):
+        parse_grid_options(["date"])
+    with pytest.raises(ParameterError, match="expected a mapping"):
+        expand_grid([1, 2])
+
+
+def test_output_clash_is_rejected_before_anything_runs(report, tmp_path):
+    runs = expand_grid({"date": ["a", "b"], "region": ["x", "y"]})
+    with pytest.raises(ParameterError, match="for two runs"):
+        plan_runs(report, str(tmp_path / "out_{date}.ipynb"), runs)
+    specs = plan_runs(report, str(tmp_path / "out_{date}_{region}.ipynb"), runs, {"k": 1})
+    assert [s.output_path for s in specs][-1] == str(tmp_path / "out_b_y.ipynb")
+    assert specs[0].parameters == {"k": 1, "date": "a", "region": "x"}
+    with pytest.raises(ParameterError, match="for two runs"):
+        paramill.sweep(report, str(tmp_path / "same.ipynb"), {"date": ["a", "b"]})
+    assert not (tmp_path / "same.ipynb").exists()
+
+
+def test_template_imports_are_found_through_magics():
+    nb = make_notebook(
+        [
+            "%matplotlib inline\nimport pandas as pd, os.path\nfrom json import dumps",
+            "def f():\n    import csv\nfrom . import x",
+            "this is not python (",
+        ]
+    )
+    assert template_imports(nb) == ["pandas", "os.path", "json", "csv"]
+
+
+def test_exit_code_rule():
+    from paramill.errors import CellTimeoutError, ExecutionError
+    from paramill.sweep import SweepRun
+
+    def r(status, error=None):
+        return SweepRun(0, {}, {}, None, status, error=error)
+
+    assert sweep_exit_code([r("completed"), r("skipped")]) == 0
+    assert sweep_exit_code([r("completed"), r("timeout", CellTimeoutError())]) == 7
+    assert sweep_exit_code([r("failed", ExecutionError()), r("timeout", CellTimeoutError())]) == 1
+
+
+# -- local runs ----------------------------------------------------------------------------------
+def test_python_sweep_runs_in_grid_order_on_fresh_kernels(report, tmp_path):
+    grid = [{"date": f"2019-11-0{i}", "region": "bad" if i == 3 else "north"} for i in range(1, 6)]
+    results = paramill.sweep(
+        report, str(tmp_path / "out" / "r_{date}.ipynb"), grid, workers=2, keep_notebooks=True
+    )
+    assert [r.grid for r in results] == grid
+    assert [r.status for r in results] == ["completed"] * 2 + ["failed"] + ["completed"] * 2
+    failed = results[2]
+    assert failed.failing_cell.startswith("2 ") and "bad region" in failed.error.message
+    assert failed.exit_code == 1 and sweep_exit_code(results) == 1
+    pids = set()
+    for i, r in enumerate(results, start=1):
+        nb = read_nb(tmp_path / "out" / f"r_2019-11-0{i}.ipynb")
+        [cell] = [c for c in nb.cells if c.source.startswith("import os")]
+        date, region, pid, leak = cell.outputs[0]["text"].split()
+        assert (date, leak) == (f"2019-11-0{i}", "None")  # nothing left from another run
+        pids.add(pid)
+        assert r.notebook.cells[-1].outputs[0]["text"] == cell.outputs[0]["text"]
+    assert len(pids) == 5
+    assert kernels_of(os.getpid()) == []
+
+
+def test_fail_fast_skips_the_rest(report, tmp_path):
+    grid = {"region": ["bad", "a", "b", "c"]}
+    results = paramill.sweep(
+        report, str(tmp_path / "r_{region}.ipynb"), grid, workers=1, fail_fast=True
+    )
+    assert [r.status for r in results] == ["failed", "skipped", "skipped", "skipped"]
+    assert not (tmp_path / "r_a.ipynb").exists()
+
+
+def test_run_errors_before_the_kernel_are_per_run(report, tmp_path):
+    results = paramill.sweep(
+        report, str(tmp_path / "r_{region}.ipynb"), {"region": ["a"], "bogus": [1]}, strict=True
+    )
+    assert results[0].status == "error" and results[0].exit_code == 4
+    assert "bogus" in results[0].error.message
+
+
+def test_cli_sweep_summary_progress_and_prefixed_logs(report, tmp_path):
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text("region: [north, bad]\n")
+    summary = tmp_path / "summary.json"
+    proc = run_cli(
+        "sweep", report, tmp_path / "o_{date}_{region}.ipynb",
+        "--grid", "date=2019-11-01,2019-11-02", "--grid-file", grid_file,
+        "-p", "unused", "1", "--workers", "2", "--summary", summary, "--log-output",
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    rows = json.loads(summary.read_text())
+    assert [(r["grid"]["date"], r["grid"]["region"], r["status"]) for r in rows] == [
+        ("2019-11-01", "north", "completed"),
+        ("2019-11-01", "bad", "failed"),
+        ("2019-11-02", "north", "completed"),
+        ("2019-11-02", "bad", "failed"),
+    ]
+    assert rows[1]["exit_code"] == 1 and "bad region" in rows[1]["error"]
+    table = proc.stdout.splitlines()
+    assert table[0].split()[:3] == ["parameters", "status", "duration"]
+    assert re.search(r"\ndate=2019-11-01,region=bad +failed +\d", proc.stdout)
+    assert table[-1] == "4 runs: 2 completed, 2 failed"
+    # every log line names its run; the run's own output is among them
+    logs = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert logs and all(line.startswith("[date=2019-11-0") for line in logs), logs
+    assert any(line.startswith("[date=2019-11-02,region=north] 2019-11-02 north") for line in logs)
+    assert "sweep: 4/4  done 2  failed 2  running 0" in proc.stderr
+
+
+def test_cli_sweep_csv_and_clash(report, tmp_path):
+    summary = tmp_path / "s.csv"
+    proc = run_cli(
+        "sweep", report, tmp_path / "o_{region}.ipynb", "--grid", "region=a,b",
+        "--summary", summary, "--workers", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = summary.read_text().splitlines()
+    assert lines[0].startswith("run,region,status,duration,output")
+    assert lines[1].startswith("1,a,completed,")
+    clash = run_cli("sweep", report, tmp_path / "same.ipynb", "--grid", "region=a,b")
+    assert clash.returncode == 4 and "for two runs" in clash.stderr
+
+
+def test_cli_sweep_interrupted_leaves_no_kernels(tmp_path):
+    import signal
+    import subprocess
+
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(
+        make_notebook([("code", "n = 0", "parameters"), "import time\ntime.sleep(60)"]), path
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "paramill", "sweep", str(path), str(tmp_path / "o_{n}.ipynb"),
+         "--grid", "n=1,2,3,4,5", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(kernels_of(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)  # two runs executing, the pool starting the next
+    launched = kernels_of(proc.pid)
+    assert len(launched) >= 3
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    deadline = time.monotonic() + 10
+    while kernels_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kernels_of(proc.pid) == []
+
+
+# -- dask ----------------------------------------------------------------------------------------
+def test_dask_local_cluster(report, tmp_path):
+    import distributed
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        os.chdir(tmp_path)  # relative outputs are made absolute in the driver
+        try:
+            results = paramill.sweep(
+                report, "d_{region}.ipynb", {"region": ["a", "bad", "c"]},
+                executor="dask", client=client,
+            )  # fmt: skip
+        finally:
+            os.chdir(os.path.dirname(__file__))
+        workers = [p.pid for p in cluster.workers.values() if getattr(p, "pid", None)]
+        assert [r.status for r in results] == ["completed", "failed", "completed"]
+        assert results[1].exit_code == 1
+        nb = read_nb(tmp_path / "d_c.ipynb")
+        assert nb.cells[2].outputs[0]["text"].split()[1] == "c"
+        # the worker plugin's pools were closed: no kernel is left on any worker
+        deadline = time.monotonic() + 10
+        while any(kernels_of(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(kernels_of(w) for w in workers)
