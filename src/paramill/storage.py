@@ -18,8 +18,10 @@ protocol only, so one run can read from Azure and write to S3::
 (on the command line: ``--storage-option s3.endpoint_url=http://127.0.0.1:9000``). Spellings of
 one store share their options (s3/s3a, gs/gcs, az/abfs/abfss/abs, http/https). Options the SDKs
 take from the environment keep working (AWS_* and profiles, GOOGLE_APPLICATION_CREDENTIALS,
-AZURE_STORAGE_*, fsspec's FSSPEC_<PROTOCOL>_<OPTION>); paramill adds AWS_ENDPOINT_URL(_S3) for
-S3-compatible stores and anonymous access to a GCS emulator (STORAGE_EMULATOR_HOST).
+AZURE_STORAGE_* and azure-identity's AZURE_CLIENT_*, fsspec's FSSPEC_<PROTOCOL>_<OPTION>);
+paramill adds the endpoint of an S3-compatible store from AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL
+or papermill's BOTO3_ENDPOINT_URL, and anonymous access to a GCS emulator (STORAGE_EMULATOR_HOST).
+The environment is part of the filesystem cache key, so changing it takes effect at once.
 """
 
 from __future__ import annotations
@@ -60,7 +62,16 @@ _EXTRAS = {
 # Spellings of one store; options scoped to any of them apply to all.
 _FAMILIES = [{"s3", "s3a"}, {"gs", "gcs"}, {"az", "abfs", "abfss", "abs"}, {"http", "https"}]
 # Environment variables that change what a filesystem instance does, per family (cache key).
-_ENV_PREFIXES = ("AWS_", "AZURE_", "GOOGLE_", "GCSFS_", "STORAGE_EMULATOR_HOST", "FSSPEC_")
+_ENV_PREFIXES = (
+    "AWS_",
+    "BOTO3_",
+    "AZURE_",
+    "GOOGLE_",
+    "GCSFS_",
+    "STORAGE_EMULATOR_HOST",
+    "FSSPEC_",
+)
+_ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "BOTO3_ENDPOINT_URL")
 
 _TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _TRANSIENT_CODES = {
@@ -142,7 +153,7 @@ def _normalize_url(url: str) -> tuple[str, dict[str, Any]]:
     """papermill's spellings to fsspec's, with the options the spelling carries.
 
     ``abs://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?SAS`` -> ``az://CONTAINER/PATH`` with
-    ``account_name`` and ``sas_token``.
+    ``account_name`` and ``sas_token``; a github.com file page -> its raw content.
     """
     scheme, rest = url.split("://", 1)
     scheme = scheme.lower()
@@ -158,6 +169,15 @@ def _normalize_url(url: str) -> tuple[str, dict[str, Any]]:
         if sas:
             extra["sas_token"] = sas
         return "az://" + path, extra
+    if scheme in ("http", "https") and rest.startswith("github.com/"):
+        # papermill reads github.com/ORG/REPO/blob/REF/PATH through GitHub's API; the raw file
+        # is the same content (GITHUB_ACCESS_TOKEN, if set, for private repositories)
+        parts = rest.split("?", 1)[0].split("/")
+        if len(parts) >= 6 and parts[3] in ("blob", "raw"):
+            org, repo, ref, path = parts[1], parts[2], parts[4], "/".join(parts[5:])
+            token = os.environ.get("GITHUB_ACCESS_TOKEN")
+            extra = {"headers": {"Authorization": f"token {token}"}} if token else {}
+            return f"https://raw.githubusercontent.com/{org}/{repo}/{ref}/{path}", extra
     if scheme == "adl":
         raise StorageError(
             f"{url}: adl:// is Azure Data Lake Storage Gen1, which Azure retired in 2024; "
@@ -202,9 +222,9 @@ def options_for(protocol: str, storage_options: Mapping[str, Any] | None) -> dic
 def _add_env_defaults(protocol: str, options: dict[str, Any]) -> None:
     family = _family(protocol)
     if "s3" in family:
-        # botocore reads these too, but only from version 1.31 on, and an explicit option makes
-        # a changed endpoint give a new filesystem instance rather than a cached one
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        # botocore reads AWS_* too, but only from version 1.31 on; BOTO3_ENDPOINT_URL is
+        # papermill's name for it
+        endpoint = next((os.environ[k] for k in _ENDPOINT_VARS if os.environ.get(k)), None)
         client_kwargs = options.get("client_kwargs") or {}
         if endpoint and "endpoint_url" not in options and "endpoint_url" not in client_kwargs:
             options["endpoint_url"] = endpoint
@@ -329,9 +349,7 @@ def _transient(exc: BaseException) -> bool:
         return status in _TRANSIENT_STATUS
     if _error_code(exc) in _TRANSIENT_CODES:
         return True
-    return any(
-        cls.__name__ in _TRANSIENT_TYPES for err in _chain(exc) for cls in type(err).__mro__
-    )
+    return any(cls.__name__ in _TRANSIENT_TYPES for err in _chain(exc) for cls in type(err).__mro__)
 
 
 def _reason(exc: BaseException) -> str:
@@ -374,7 +392,9 @@ def _translate(url: str, exc: BaseException, writing: bool) -> StorageError:
         if not status and protocol_of(url) in ("http", "https"):
             where = " (HTTP 404 Not Found)"  # fsspec's http raises a bare FileNotFoundError
         if writing:
-            return StorageError(f"{url}: cannot write: the bucket or container does not exist{where}")
+            return StorageError(
+                f"{url}: cannot write: the bucket or container does not exist{where}"
+            )
         if "Bucket" in code or "Container" in code:
             return StorageError(f"{url}: not found: the bucket or container does not exist{where}")
         return StorageError(f"{url}: not found{where}")
@@ -406,6 +426,7 @@ def _with_retries(url: str, call: Callable[[float], T], writing: bool) -> T:
     budget = _timeout_budget()
     start = time.monotonic()
     attempt = 0
+    known = ""
     while True:
         attempt += 1
         left = budget - (time.monotonic() - start)
@@ -416,9 +437,11 @@ def _with_retries(url: str, call: Callable[[float], T], writing: bool) -> T:
             left = budget - (time.monotonic() - start)
             if not _transient(exc):
                 raise _translate(url, exc, writing) from exc
-            reason = _reason(exc)
             if any(type(err).__name__ == "FSTimeoutError" for err in _chain(exc)):
-                reason = f"no answer within {limit:.1f} s"
+                # our own cut: an earlier attempt's error says more, if there was one
+                reason = known or "no answer in time (is the store up and reachable?)"
+            else:
+                reason = known = _reason(exc)
             backoff = min(_MAX_BACKOFF, 0.25 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             asked = _retry_after(exc) or 0.0
             if left < 0.1 or asked > left:
@@ -471,6 +494,10 @@ def read_text(path: str | os.PathLike, storage_options: dict[str, Any] | None = 
     if is_local(path):
         return _read_local(path)
     data = read_bytes(path, storage_options)
+    if path.split("?", 1)[0].endswith(".gz") and data[:2] == b"\x1f\x8b":
+        import gzip  # as papermill's S3 reader: a gzipped notebook or parameter file
+
+        data = gzip.decompress(data)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
