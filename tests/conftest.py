@@ -74,33 +74,34 @@ def run_cli(
     )
 
 
-def kernel_processes() -> set[int]:
-    """PIDs of running ipykernel processes (to prove no kernel is left behind)."""
-    pids = set()
+def processes_with_env(token: str) -> set[int]:
+    """PIDs (other than this one) whose environment holds ``token``: processes started by this
+    test, as kernels and their children inherit the environment, even once re-parented."""
+    found = set()
+    needle = token.encode()
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ")
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read():
+                    found.add(int(entry))
         except OSError:
             continue
-        if b"ipykernel_launcher" in cmd or b"ipykernel" in cmd and b"-f" in cmd:
-            pids.add(int(entry))
-    return pids
+    return found
 
 
 @pytest.fixture
-def no_orphan_kernels():
-    """Fails the test if it leaves a kernel process behind."""
+def no_orphan_kernels(monkeypatch):
+    """Fails the test if a process it started (a kernel, a kernel's child) outlives it."""
     import time
+    import uuid
 
-    before = kernel_processes()
+    token = f"paramill-test-{uuid.uuid4().hex}"
+    monkeypatch.setenv("PARAMILL_TEST_TOKEN", token)
     yield
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        left = kernel_processes() - before
-        if not left:
-            return
+    deadline = time.monotonic() + 10
+    while (left := processes_with_env(token)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    pytest.fail(f"kernel processes left behind: {sorted(left)}")
+    if left:
+        pytest.fail(f"processes left behind: {sorted(left)}")

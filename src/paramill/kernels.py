@@ -75,6 +75,7 @@ async def start_kernel(
     env: dict[str, str] | None = None,
     transport: str = "ipc",
     extra_arguments: list[str] | None = None,
+    provisioner: dict[str, Any] | None = None,
 ) -> tuple[AsyncKernelManager, AsyncKernelClient]:
     """Start a kernel and wait until it answers; raise KernelError if it cannot."""
     import zmq
@@ -91,6 +92,8 @@ async def start_kernel(
     kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     kernel_env.update(env or {})
     try:
+        if provisioner:  # a kernelspec `kernel_provisioner` stanza, e.g. the fork server's
+            km.kernel_spec.metadata["kernel_provisioner"] = provisioner
         await km.start_kernel(cwd=cwd, env=kernel_env, extra_arguments=extra_arguments or [])
     except NoSuchKernel:
         raise no_such_kernel(kernel_name) from None
@@ -125,17 +128,39 @@ def kernel_pid(km: AsyncKernelManager) -> int | None:
 
 
 async def _wait_exit(km: AsyncKernelManager, seconds: float) -> bool:
-    """Wait for the kernel process to exit, polling fast (jupyter_client polls every 0.1 s)."""
+    """Wait up to ``seconds`` for the kernel process to exit; True once it has.
+
+    Woken by a pidfd the moment the process exits (jupyter_client polls every 0.1 s); where
+    pidfds are not available, polls every 5 ms.
+    """
     process = getattr(km.provisioner, "process", None)
-    if process is None:
+    if process is None or process.poll() is not None:
         return True
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        exited = loop.create_future()
+        try:
+            loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+            await asyncio.wait_for(exited, seconds)
+        except (asyncio.TimeoutError, NotImplementedError):
+            pass
+        finally:
+            try:
+                loop.remove_reader(fd)
+            except (NotImplementedError, ValueError):
+                pass
+            os.close(fd)
+        if process.poll() is not None or fd is None:
+            return process.poll() is not None
     deadline = time.monotonic() + seconds
-    delay = 0.002
     while process.poll() is None:
         if time.monotonic() >= deadline:
             return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        await asyncio.sleep(0.005)
     return True
 
 
@@ -156,10 +181,15 @@ async def stop_kernel(km: AsyncKernelManager, kc: AsyncKernelClient | None, grac
     except Exception:
         pass
     try:
+        provisioner = km.provisioner
         if km.has_kernel:
-            # the process has exited (or is killed now): jupyter_client only does bookkeeping
-            await km.shutdown_kernel(now=True)
-        else:
-            km.cleanup_resources()
+            # kill what is left of the process group (children of a kernel that exited, or a
+            # kernel that did not): not jupyter_client's forced shutdown, which sends SIGINT
+            # first (a kernel interrupted mid-startup prints a traceback into our stderr) and
+            # then sleeps in 0.1 s polling steps
+            await provisioner.kill()
+            await _wait_exit(km, 5.0)
+            await provisioner.wait()  # reaps at once: the process has exited
+        await km.cleanup_resources()
     except Exception:
         pass
