@@ -572,6 +572,12 @@ share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1
     show_default=True,
     help="Start the next runs' kernels while runs execute.",
 )
+@click.option(
+    "--fork-server/--no-fork-server",
+    default=None,
+    help="Fork python kernels from a process that imported ipykernel and the preloads once "
+    "[default: PARAMILL_FORK_SERVER=1 turns it on].",
+)
 def sweep_command(
     notebook_path: str,
     output_template: str,
@@ -585,6 +591,7 @@ def sweep_command(
     preload: tuple[str, ...],
     no_preload: bool,
     warm: bool,
+    fork_server: bool | None,
     **options: Any,
 ) -> None:
     """Run NOTEBOOK_PATH once per parameter set; OUTPUT_TEMPLATE names each output.
@@ -646,6 +653,7 @@ def sweep_command(
             fail_fast=fail_fast,
             preload=False if no_preload and not modules else modules,
             warm=warm,
+            fork_server=fork_server,
             events=console,
             engine_name=options.pop("engine"),
             kernel_name=options.pop("kernel"),

@@ -7,6 +7,7 @@ return it; callers pass a notebook they own (``load`` makes a fresh one).
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -79,7 +80,8 @@ def _check_schema(nb: NotebookNode, origin: str) -> None:
     for error in iter_validate(nb):
         path = [str(p) for p in error.absolute_path]
         where = "/".join(path) or "notebook"
-        if "metadata" in path:
+        # a value of the wrong type (language_info: null, tags: "x") would break what reads it
+        if "metadata" in path and error.validator != "type":
             logging.getLogger("paramill").warning("%s: %s: %s", origin, where, error.message)
             continue
         raise InputError(f"{origin}: invalid notebook ({where}: {error.message})")
@@ -105,15 +107,21 @@ def find_tagged(nb: NotebookNode, tag: str) -> int | None:
 
 
 def add_placeholders(nb: NotebookNode) -> NotebookNode:
-    """papermill's metadata skeleton: notebook ``metadata.papermill``, cell tags and papermill."""
-    nb.metadata.setdefault(
-        "papermill",
-        {"default_parameters": {}, "parameters": {}, "environment_variables": {}},
-    )
+    """papermill's metadata skeleton: notebook ``metadata.papermill``, cell tags and papermill.
+
+    paramill owns the ``papermill`` keys: a value that is not a mapping is replaced.
+    """
+    if not isinstance(nb.metadata.get("papermill"), dict):
+        nb.metadata["papermill"] = {
+            "default_parameters": {},
+            "parameters": {},
+            "environment_variables": {},
+        }
     nb.metadata.papermill.setdefault("version", _version())
     for cell in nb.cells:
         cell.metadata.setdefault("tags", [])
-        cell.metadata.setdefault("papermill", {})
+        if not isinstance(cell.metadata.get("papermill"), dict):
+            cell.metadata["papermill"] = {}
     return nb
 
 
@@ -176,6 +184,9 @@ def add_error_markers(nb: NotebookNode, error: ExecutionError) -> NotebookNode:
     """papermill's banner cell at the top and anchor cell above the failing cell."""
     import nbformat
 
+    # an error found after the run (strict mode, a tagged cell) fails the run as much as any
+    nb.metadata.setdefault("papermill", {})["exception"] = True
+
     def marker(source: str) -> Any:
         return nbformat.v4.new_markdown_cell(source=source, metadata={"tags": [ERROR_MARKER_TAG]})
 
@@ -183,6 +194,28 @@ def add_error_markers(nb: NotebookNode, error: ExecutionError) -> NotebookNode:
         nb.cells.insert(error.cell_index, marker(ERROR_ANCHOR))
     nb.cells.insert(0, marker(_banner(error)))
     return nb
+
+
+_TRACEBACK_HEADER = re.compile(r"^Traceback \(most recent call last\):$", re.MULTILINE)
+
+
+def _reported_error(output: Any) -> tuple[str, str] | None:
+    """(ename, evalue) of a Python traceback in a stderr stream or a display's text/plain."""
+    if output.get("output_type") == "stream" and output.get("name") == "stderr":
+        text = output.get("text", "")
+    elif output.get("output_type") in ("display_data", "execute_result"):
+        text = output.get("data", {}).get("text/plain", "")
+    else:
+        return None
+    text = "".join(text) if isinstance(text, list) else str(text)
+    header = _TRACEBACK_HEADER.search(text)
+    if header is None:
+        return None
+    for line in text[header.end() :].splitlines():
+        if line.strip() and not line[0].isspace():  # the exception line ends the frames
+            name, _, value = line.partition(": ")
+            return name.strip(), value.strip()
+    return "Traceback", ""
 
 
 def find_execution_error(
@@ -193,12 +226,24 @@ def find_execution_error(
     ``SystemExit`` with no code or 0 is a clean stop. Errors in cells tagged ``raises-exception``
     are expected and do not fail the run unless ``fail_on_allowed`` (strict mode). A cell marked
     failed without an error output (a failing magic that only writes stderr) is a failure too.
+    Strict mode also fails on errors reported only as text: a traceback written to stderr or
+    shown as a display (an exception caught and printed, one raised in a thread).
     """
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         clean_exit = False
         for output in cell.get("outputs", []):
+            reported = _reported_error(output) if fail_on_allowed else None
+            if reported:
+                return ExecutionError(
+                    cell_index=index,
+                    exec_count=cell.execution_count,
+                    source=cell.source,
+                    ename=reported[0],
+                    evalue=f"{reported[1]} (reported as {output.output_type} output; --strict)",
+                    traceback=[],
+                )
             if output.output_type != "error":
                 continue
             if output.ename == "SystemExit" and output.evalue in ("", "0"):

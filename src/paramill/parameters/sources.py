@@ -52,6 +52,8 @@ def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
 
     try:
         data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ParameterError(f"{origin}: YAML nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -65,6 +67,33 @@ def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
             f"got a {type(data).__name__}"
         )
     return dict(data)
+
+
+# YAML aliases share objects: ``a: &x [*x]`` contains itself and 40 nested aliases of
+# ``[*x, *x]`` render as 2**40 values; translators render recursively, so depth is bounded too
+MAX_EXPANDED_VALUES = 1_000_000
+MAX_DEPTH = 100
+
+
+def check_renderable(params: Mapping[str, Any]) -> None:
+    """Refuse values that no translator could write out: self-containing, exponentially
+    aliased or nested deeper than MAX_DEPTH. Iterative, so checking cannot overflow either."""
+    stack: list[tuple[str, Any, int]] = [(name, value, 1) for name, value in params.items()]
+    count = 0
+    while stack:
+        name, node, depth = stack.pop()
+        count += 1
+        if count > MAX_EXPANDED_VALUES:
+            raise ParameterError(
+                f"parameter {name!r}: expands to more than {MAX_EXPANDED_VALUES:,} values "
+                "(a recursive or exponentially nested YAML alias?)"
+            )
+        if depth > MAX_DEPTH:
+            raise ParameterError(f"parameter {name!r}: nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, Mapping):
+            stack.extend((name, v, depth + 1) for v in node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((name, v, depth + 1) for v in node)
 
 
 def load_base64(text: str) -> dict[str, Any]:
@@ -120,6 +149,7 @@ def resolve(
         merged[name] = cast_value(value)
     for name, value in raw:
         merged[name] = value
+    check_renderable(merged)
     return merged
 
 
