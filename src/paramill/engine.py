@@ -41,6 +41,7 @@ def now_iso() -> str:
 
 # SIGINT/SIGTERM that arrived while hold_signals was active and no engine handled them
 _held_signals: list[int] = []
+_hold_depth = 0
 
 
 @contextlib.contextmanager
@@ -50,11 +51,19 @@ def hold_signals(enabled: bool = True) -> Iterator[list[int]]:
     While cells run the engine's handlers take over; around that (getting ready, shutting the
     kernel down, the final save) a signal would otherwise kill the process before the kernel is
     stopped and the output written. Yields the signals held; the caller decides what to do.
+    Nested holds share the outermost one's list and handlers.
     """
+    global _held_signals, _hold_depth
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield []
         return
-    global _held_signals
+    if _hold_depth:
+        _hold_depth += 1
+        try:
+            yield _held_signals
+        finally:
+            _hold_depth -= 1
+        return
     held: list[int] = []
     _held_signals = held
     previous = {}
@@ -63,12 +72,31 @@ def hold_signals(enabled: bool = True) -> Iterator[list[int]]:
             previous[sig] = signal.signal(sig, lambda s, _frame: held.append(signal.Signals(s)))
         except (ValueError, OSError):
             pass
+    _hold_depth = 1
     try:
         yield held
     finally:
+        _hold_depth = 0
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _held_signals = []
+
+
+def _drain_loop() -> None:
+    """Cancel what an interrupted run left in this thread's event loop and let it finish."""
+    from jupyter_core.utils import ensure_event_loop
+
+    try:
+        loop = ensure_event_loop()
+        if loop.is_running():
+            return
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=5))
+    except BaseException:  # a second interruption: give up on tidiness, not on raising
+        pass
 
 
 class Autosaver:
@@ -248,8 +276,10 @@ class NBClientEngine:
             return run_sync(self._execute)(nb)
         except BaseException:
             # an exception from outside (a scheduler's SIGTERM handler raising in this thread)
-            # broke the event loop before the engine could clean up: no orphan kernel
+            # broke the event loop before the engine could clean up: no orphan kernel, and no
+            # half-run tasks left in this thread's loop to wake up in (and cancel) the next run
             self._kill_kernel_now()
+            _drain_loop()
             raise
 
     def _kill_kernel_now(self) -> None:

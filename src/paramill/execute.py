@@ -6,6 +6,7 @@ papermill's API on top of it (returns the notebook, raises the run's error).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import logging
@@ -299,159 +300,261 @@ def run(
             raise InputError(f"--cwd {cwd}: no such directory")
         logger.info("Working directory: %s", cwd)
 
-    import nbformat
-
-    nb = read_notebook_source(input_path, storage_options)
-    nb = nbops.add_placeholders(nb)
-    if params or secrets:
-        nb = parameterize(
-            nb,
-            params,
-            kernel_name=kernel_name,
-            language=language,
-            strict=strict,
-            report_mode=report_mode,
-            secrets=secrets,
-        )
-    nb.metadata.papermill["input_path"] = input_path if isinstance(input_path, str) else None
-    nb.metadata.papermill["output_path"] = output_path
-    if report_mode:
-        nb = nbops.apply_report_mode(nb)
-    nb = nbops.remove_error_markers(nb)
-
-    def for_storage(nb: NotebookNode) -> NotebookNode:
-        # every write goes through here: secret values scrubbed, timings dropped. Outputs are
-        # scrubbed in place; sources only in the written copy, as cells yet to run need theirs.
-        if hidden_values:
-            secrets_mod.scrub_notebook(nb, hidden_values, sources=False)
-            nb = secrets_mod.scrub_notebook(copy.deepcopy(nb), hidden_values)
-        return nbops.without_volatile(nb) if deterministic else nb
-
-    def save_final(nb: NotebookNode) -> None:
-        try:
-            if output_path is not None:
-                write_notebook(for_storage(nb), output_path, storage_options)
-            if html_output is not None and not prepare_only:
-                from .report import write_html
-
-                write_html(
-                    for_storage(nb),
-                    html_output,
-                    report_mode=report_mode,
-                    storage_options=storage_options,
-                )
-        except StorageError as exc:
-            raise OutputError(ename="OutputError", evalue=exc.message) from exc
-
-    result = RunResult(
-        status="prepared",
-        notebook=nb,
-        input_path=input_path if isinstance(input_path, str) else None,
-        output_path=output_path,
-        parameters={**params, **secrets_mod.redacted(secrets)},
-        html_output=html_output,
-    )
-    if prepare_only:
-        save_final(nb)
-        result.notebook = nbformat.from_dict(nb)
-        return result
-
-    from .engine import Autosaver, hold_signals
-
-    kernel = notebook_kernel_name(nb, kernel_name)
-    if kernel_name:
-        _rewrite_kernelspec(nb, kernel)
-    result.kernel_name = kernel
-    remote = output_path is not None and not storage.is_local(output_path)
-    can_autosave = request_save_on_cell_execute and output_path not in (None, "-")
-    interval = max(1.0, float(autosave_cell_every or 0)) if remote else 1.0
-    saver = Autosaver(
-        (lambda nb: write_notebook(for_storage(nb), output_path, storage_options))
-        if can_autosave
-        else None,
-        interval,
-    )
+    # The kernel boots (~0.5 s) while the notebook is parsed, checked and parameterized.
+    text = None
+    if (
+        isinstance(input_path, str)
+        and not is_notebook_text(input_path)
+        and not textnb.is_text_notebook(input_path)
+    ):
+        text = storage.read_text(input_path, storage_options)
+    early, deliver = None, None
+    outer_hold = contextlib.nullcontext()
     try:
-        translator = translator_for(nb, kernel, language)
-        failure_check, setup_code = translator.find_failure, translator.kernel_setup()
-    except (UnsupportedLanguageError, KernelError):
-        failure_check, setup_code = None, ""
-    if setup_code:  # only then: engines from entry points need not know the argument
-        engine_kwargs["setup_code"] = setup_code
-    if secrets:  # the values travel in the kernel's environment, never in the notebook
-        engine_kwargs["kernel_env"] = {
-            **(engine_kwargs.get("kernel_env") or {}),
-            **secrets_mod.kernel_env(secrets),
-        }
-        if stdout_file is not None:
-            stdout_file = secrets_mod.ScrubbingWriter(stdout_file, hidden_values)
-        if stderr_file is not None:
-            stderr_file = secrets_mod.ScrubbingWriter(stderr_file, hidden_values)
-    engine_cls = get_engine(engine_name)
-    engine_kwargs.pop("input_path", None)
-    # papermill: nbclient's `timeout` applies when execution_timeout is not given
-    cell_timeout = execution_timeout or engine_kwargs.pop("timeout", None)
-    engine = engine_cls(
-        kernel_name=kernel,
-        saver=saver,
-        cwd=cwd,
-        start_timeout=start_timeout,
-        execution_timeout=cell_timeout,
-        run_timeout=run_timeout,
-        log_output=log_output,
-        stdout_file=stdout_file,
-        stderr_file=stderr_file,
-        progress_bar=progress_bar,
-        handle_signals=handle_signals,
-        autosave_outputs=bool(autosave_cell_every),
-        failure_check=failure_check,
-        **engine_kwargs,
-    )
-    started = time.monotonic()
-    # SIGINT/SIGTERM after the engine's own handling (a repeated Ctrl-C, a scheduler's second
-    # TERM) must not kill the process before the output is written: held until then
-    with hold_signals(handle_signals) as held:
-        with secrets_mod.redacted_logs(hidden_values):
-            try:
-                error = engine.execute(nb)
-            except BaseException as exc:  # e.g. a scheduler's own SIGTERM exception
-                _save_interrupted(nb, exc, save_final)
-                raise
-        secrets_mod.scrub_notebook(nb, hidden_values)  # before errors are read from it
-        if error is None and not engine_kwargs.get("allow_errors"):
-            error = nbops.find_execution_error(nb, fail_on_allowed=strict)
-        if error is not None:
-            nb = nbops.add_error_markers(nb, error)
-            result.status = error.status
-        else:
-            result.status = "completed"
-        result.notebook = nb = nbformat.from_dict(nb)  # attribute access all the way down
-        result.error = error
-        meta = nb.metadata.papermill
-        result.start_time = meta.get("start_time")
-        result.end_time = meta.get("end_time")
-        result.duration = round(time.monotonic() - started, 6)
-        result.cell_durations = [c.metadata.get("papermill", {}).get("duration") for c in nb.cells]
-        from .records import decoded_records
+        if (
+            text is not None
+            and not (prepare_only or strict)
+            and get_engine(engine_name) is _default_engine()
+        ):
+            from .engine import hold_signals
 
-        result.records = decoded_records(nb)
-        try:
+            # from here on a kernel exists: a signal is held, and the engine stops the run for it
+            outer_hold = hold_signals(handle_signals)
+            outer_hold.__enter__()
+            early = _EarlyKernel.launch(
+                text,
+                kernel_name,
+                cwd=cwd,
+                env={**(engine_kwargs.get("kernel_env") or {}), **secrets_mod.kernel_env(secrets)},
+                engine_kwargs=engine_kwargs,
+            )
+        import nbformat
+
+        nb = (
+            nbops.loads(text, input_path)
+            if text is not None
+            else read_notebook_source(input_path, storage_options)
+        )
+        nb = nbops.add_placeholders(nb)
+        if params or secrets:
+            nb = parameterize(
+                nb,
+                params,
+                kernel_name=kernel_name,
+                language=language,
+                strict=strict,
+                report_mode=report_mode,
+                secrets=secrets,
+            )
+        nb.metadata.papermill["input_path"] = input_path if isinstance(input_path, str) else None
+        nb.metadata.papermill["output_path"] = output_path
+        if report_mode:
+            nb = nbops.apply_report_mode(nb)
+        nb = nbops.remove_error_markers(nb)
+
+        def for_storage(nb: NotebookNode) -> NotebookNode:
+            # every write goes through here: secret values scrubbed, timings dropped. Outputs are
+            # scrubbed in place; sources only in the written copy, as cells yet to run need theirs.
+            if hidden_values:
+                secrets_mod.scrub_notebook(nb, hidden_values, sources=False)
+                nb = secrets_mod.scrub_notebook(copy.deepcopy(nb), hidden_values)
+            return nbops.without_volatile(nb) if deterministic else nb
+
+        def save_final(nb: NotebookNode) -> None:
+            try:
+                if output_path is not None:
+                    write_notebook(for_storage(nb), output_path, storage_options)
+                if html_output is not None and not prepare_only:
+                    from .report import write_html
+
+                    write_html(
+                        for_storage(nb),
+                        html_output,
+                        report_mode=report_mode,
+                        storage_options=storage_options,
+                    )
+            except StorageError as exc:
+                raise OutputError(ename="OutputError", evalue=exc.message) from exc
+
+        result = RunResult(
+            status="prepared",
+            notebook=nb,
+            input_path=input_path if isinstance(input_path, str) else None,
+            output_path=output_path,
+            parameters={**params, **secrets_mod.redacted(secrets)},
+            html_output=html_output,
+        )
+        if prepare_only:
             save_final(nb)
-        except OutputError as exc:
-            if result.error is None:
-                result.error, result.status = exc, exc.status
+            result.notebook = nbformat.from_dict(nb)
+            return result
+
+        from .engine import Autosaver, hold_signals
+
+        kernel = notebook_kernel_name(nb, kernel_name)
+        if kernel_name:
+            _rewrite_kernelspec(nb, kernel)
+        result.kernel_name = kernel
+        remote = output_path is not None and not storage.is_local(output_path)
+        can_autosave = request_save_on_cell_execute and output_path not in (None, "-")
+        interval = max(1.0, float(autosave_cell_every or 0)) if remote else 1.0
+        saver = Autosaver(
+            (lambda nb: write_notebook(for_storage(nb), output_path, storage_options))
+            if can_autosave
+            else None,
+            interval,
+        )
+        try:
+            translator = translator_for(nb, kernel, language)
+            failure_check, setup_code = translator.find_failure, translator.kernel_setup()
+        except (UnsupportedLanguageError, KernelError):
+            failure_check, setup_code = None, ""
+        if setup_code:  # only then: engines from entry points need not know the argument
+            engine_kwargs["setup_code"] = setup_code
+        if secrets:  # the values travel in the kernel's environment, never in the notebook
+            engine_kwargs["kernel_env"] = {
+                **(engine_kwargs.get("kernel_env") or {}),
+                **secrets_mod.kernel_env(secrets),
+            }
+            if stdout_file is not None:
+                stdout_file = secrets_mod.ScrubbingWriter(stdout_file, hidden_values)
+            if stderr_file is not None:
+                stderr_file = secrets_mod.ScrubbingWriter(stderr_file, hidden_values)
+        engine_cls = get_engine(engine_name)
+        engine_kwargs.pop("input_path", None)
+        # papermill: nbclient's `timeout` applies when execution_timeout is not given
+        cell_timeout = execution_timeout or engine_kwargs.pop("timeout", None)
+        engine = engine_cls(
+            kernel_name=kernel,
+            saver=saver,
+            cwd=cwd,
+            start_timeout=start_timeout,
+            execution_timeout=cell_timeout,
+            run_timeout=run_timeout,
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
+            progress_bar=progress_bar,
+            handle_signals=handle_signals,
+            autosave_outputs=bool(autosave_cell_every),
+            failure_check=failure_check,
+            **engine_kwargs,
+        )
+        started = time.monotonic()
+        # SIGINT/SIGTERM after the engine's own handling (a repeated Ctrl-C, a scheduler's second
+        # TERM) must not kill the process before the output is written: held until then
+        with hold_signals(handle_signals) as held:
+            with secrets_mod.redacted_logs(hidden_values):
+                try:
+                    error = engine.execute(nb)
+                except BaseException as exc:  # e.g. a scheduler's own SIGTERM exception
+                    _save_interrupted(nb, exc, save_final)
+                    raise
+            secrets_mod.scrub_notebook(nb, hidden_values)  # before errors are read from it
+            if error is None and not engine_kwargs.get("allow_errors"):
+                error = nbops.find_execution_error(nb, fail_on_allowed=strict)
+            if error is not None:
+                nb = nbops.add_error_markers(nb, error)
+                result.status = error.status
             else:
-                logger.error("The output notebook could not be written: %s", exc.evalue)
-    if held and not isinstance(result.error, RunCancelledError):
-        signal.raise_signal(held[0])  # arrived after the run finished: deliver it now
-    return result
+                result.status = "completed"
+            result.notebook = nb = nbformat.from_dict(nb)  # attribute access all the way down
+            result.error = error
+            meta = nb.metadata.papermill
+            result.start_time = meta.get("start_time")
+            result.end_time = meta.get("end_time")
+            result.duration = round(time.monotonic() - started, 6)
+            result.cell_durations = [
+                c.metadata.get("papermill", {}).get("duration") for c in nb.cells
+            ]
+            from .records import decoded_records
+
+            result.records = decoded_records(nb)
+            try:
+                save_final(nb)
+            except OutputError as exc:
+                if result.error is None:
+                    result.error, result.status = exc, exc.status
+                else:
+                    logger.error("The output notebook could not be written: %s", exc.evalue)
+        if held and not isinstance(result.error, RunCancelledError):
+            deliver = held[0]  # arrived after the run finished: delivered below
+        return result
+    finally:
+        if early is not None:
+            early.discard()
+        outer_hold.__exit__(None, None, None)
+        if deliver is not None:
+            signal.raise_signal(deliver)
+
+
+def _default_engine() -> type:
+    from .engine import NBClientEngine
+
+    return NBClientEngine
+
+
+class _EarlyKernel:
+    """A kernel launched before the notebook is prepared, handed to the engine when it asks for
+    the same kernel, cwd and environment; stopped if the run ends before that."""
+
+    def __init__(self, km: Any, kernel_name: str, cwd: str | None, env: dict) -> None:
+        self.km, self.kernel_name, self.cwd, self.env = km, kernel_name, cwd, env
+
+    @classmethod
+    def launch(
+        cls, text: str, kernel_name: str | None, *, cwd: Any, env: dict, engine_kwargs: dict
+    ) -> _EarlyKernel | None:
+        if "kernel_starter" in engine_kwargs:  # a pool or fork server provides kernels
+            return None
+        try:
+            import json
+
+            from .kernels import installed_kernels, launch_kernel
+
+            name = kernel_name or json.loads(text)["metadata"]["kernelspec"]["name"]
+            if not isinstance(name, str) or not name or name not in installed_kernels():
+                return None
+            from jupyter_core.utils import run_sync
+
+            km = run_sync(launch_kernel)(name, cwd=cwd, env=env or None)
+        except Exception:  # no kernel name, not installed, ...: the normal path reports it
+            return None
+        early = cls(km, name, cwd, env or {})
+        engine_kwargs["kernel_starter"] = early.take
+        return early
+
+    async def take(self, kernel_name: str, *, cwd: Any, startup_timeout: float, env: Any) -> Any:
+        from .kernels import connect_kernel, start_kernel
+
+        km, self.km = self.km, None
+        if km is None or (kernel_name, cwd, env or {}) != (self.kernel_name, self.cwd, self.env):
+            if km is not None:
+                from .kernels import stop_kernel
+
+                await stop_kernel(km, None, grace=0)
+            return await start_kernel(
+                kernel_name, cwd=cwd, startup_timeout=startup_timeout, env=env
+            )
+        return km, await connect_kernel(km, startup_timeout)
+
+    def discard(self) -> None:
+        km, self.km = self.km, None
+        if km is not None:
+            from jupyter_core.utils import run_sync
+
+            from .kernels import stop_kernel
+
+            run_sync(stop_kernel)(km, None, grace=0)
 
 
 def _save_interrupted(nb: NotebookNode, exc: BaseException, save: Any) -> None:
     """Something outside paramill stopped the run (the engine has killed the kernel): keep the
     partial output, marked cancelled, before the exception goes on."""
     running = [
-        i for i, c in enumerate(nb.cells) if c.metadata.get("papermill", {}).get("status") == "running"
+        i
+        for i, c in enumerate(nb.cells)
+        if c.metadata.get("papermill", {}).get("status") == "running"
     ]
     index = running[0] if running else None
     if index is not None:

@@ -78,6 +78,27 @@ async def start_kernel(
     provisioner: dict[str, Any] | None = None,
 ) -> tuple[AsyncKernelManager, AsyncKernelClient]:
     """Start a kernel and wait until it answers; raise KernelError if it cannot."""
+    km = await launch_kernel(
+        kernel_name,
+        cwd=cwd,
+        env=env,
+        transport=transport,
+        extra_arguments=extra_arguments,
+        provisioner=provisioner,
+    )
+    return km, await connect_kernel(km, startup_timeout)
+
+
+async def launch_kernel(
+    kernel_name: str,
+    *,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+    transport: str = "ipc",
+    extra_arguments: list[str] | None = None,
+    provisioner: dict[str, Any] | None = None,
+) -> AsyncKernelManager:
+    """Launch a kernel process (it boots while the caller does other work)."""
     import zmq
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import NoSuchKernel
@@ -103,6 +124,12 @@ async def start_kernel(
     except BaseException:
         await stop_kernel(km, None, grace=0)
         raise
+    return km
+
+
+async def connect_kernel(km: AsyncKernelManager, startup_timeout: float = 60) -> AsyncKernelClient:
+    """A client for a launched kernel, once it answers; stops the kernel if it does not."""
+    kernel_name = km.kernel_name
     kc = km.client()
     try:
         kc.start_channels()
@@ -119,7 +146,7 @@ async def start_kernel(
         await stop_kernel(km, kc, grace=0)
         raise
     kc.allow_stdin = False
-    return km, kc
+    return kc
 
 
 def kernel_pid(km: AsyncKernelManager) -> int | None:
