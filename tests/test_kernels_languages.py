@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import time
-import uuid
 
 import nbformat
 import pytest
@@ -22,33 +19,8 @@ import paramill
 from paramill.errors import ExecutionError, KernelError
 from tests.conftest import make_notebook, read_nb, run_cli
 
-pytestmark = pytest.mark.kernels
-
-
-def _processes_with(token: bytes) -> set[int]:
-    """PIDs whose environment holds ``token`` (kernels inherit it, and so do their children)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if token in f.read():
-                        found.add(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_kernel_left_behind(monkeypatch):
-    """Every kernel (and its children) is gone once a run returns, whatever the language."""
-    token = uuid.uuid4().hex
-    monkeypatch.setenv("PARAMILL_KERNEL_TEST", token)
-    yield
-    deadline = time.monotonic() + 10
-    while (left := _processes_with(token.encode())) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"processes left behind: {sorted(left)}"
+# every kernel (and its children) is gone once a run returns, whatever the language
+pytestmark = [pytest.mark.kernels, pytest.mark.usefixtures("no_orphan_kernels")]
 
 
 PARAMS = {
