@@ -11,7 +11,11 @@ interpreter, from bench/run.py). Measured, wall clock of whole processes:
             with two threads
   bikeshare M runs of examples/bikeshare/report.ipynb (dates): paramill sweep vs a shell loop
   flat      driver RSS and open fds after 50 and 500 runs of an in-process paramill.sweep
-  handout   KernelPool.acquire latency on a warm pool vs a cold start_kernel
+  handout   KernelPool.acquire latency on a warm pool vs a cold start_kernel, and a kernel
+            forked by the fork server (cold fork: no pool)
+Each paramill row is measured with `--fork-server` (the sweep default: python kernels forked
+from a server that imported ipykernel and the preloads once) and `--no-fork-server`, against
+the same papermill figure.
 The machine's load average is printed before and after: the figures are only comparable on
 an otherwise idle machine.
 """
@@ -129,6 +133,33 @@ async def handout(repeat: int) -> tuple[list[float], list[float]]:
     return warm, cold
 
 
+async def ready_latency(repeat: int, fork: bool) -> tuple[float, list[float]]:
+    """Launch plus the first kernel_info/IOPub round trip (the pool's ``connect_client``), per
+    kernel, no pool: the first figure (for a fork: the server's own start too), then the rest."""
+    import uuid
+
+    from jupyter_client import AsyncKernelManager
+
+    from paramill import forkserver
+    from paramill.kernels import ipc_dir, stop_kernel
+    from paramill.pool import connect_client
+
+    times = []
+    for _ in range(repeat + 1):
+        km = AsyncKernelManager(
+            kernel_name="python3", transport="ipc", ip=os.path.join(ipc_dir(), uuid.uuid4().hex)
+        )
+        if fork:
+            km.kernel_spec.metadata["kernel_provisioner"] = forkserver.provisioner_stanza()
+        began = time.perf_counter()
+        await km.start_kernel(env=dict(os.environ))
+        kc = await connect_client(km)
+        times.append(time.perf_counter() - began)
+        await stop_kernel(km, kc)
+    forkserver.close_servers()
+    return times[0], times[1:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -150,20 +181,31 @@ def main() -> None:
     rows = []
     xs = [str(i) for i in range(args.runs)]
     workers = ["--workers", str(args.workers)]
+    variants = ((" [no fork]", ["--no-fork-server"]), (" [fork]", ["--fork-server"]))
     if "trivial" not in skip:
-        (folder / "a").mkdir()
         (folder / "b").mkdir()
-        ours = timed([*PARAMILL, "sweep", nb, f"{folder}/a/t_{{x}}.ipynb",
-                      "--grid", "x=" + ",".join(xs), *workers], env)  # fmt: skip
+        ours = {}
+        for label, flag in variants:
+            out = folder / f"a{label.strip(' []')}"
+            out.mkdir()
+            ours[label] = timed([*PARAMILL, "sweep", nb, f"{out}/t_{{x}}.ipynb",
+                                 "--grid", "x=" + ",".join(xs), *workers, *flag], env)  # fmt: skip
         theirs = timed(shell_loop(papermill, nb, folder / "b", "x", xs), env, shell=True)
-        rows.append((f"trivial x{args.runs}: vs papermill CLI loop", ours, theirs, 10))
+        for label, _ in variants:
+            rows.append((f"trivial x{args.runs}{label}: vs papermill CLI loop", ours[label],
+                         theirs, 10))  # fmt: skip
     if "threads" not in skip:
         (folder / "c").mkdir(exist_ok=True)
-        (folder / "a2").mkdir(exist_ok=True)
-        ours = timed([*PARAMILL, "sweep", nb, f"{folder}/a2/t_{{x}}.ipynb",
-                      "--grid", "x=" + ",".join(xs), *workers], env)  # fmt: skip
+        ours = {}
+        for label, flag in variants:
+            out = folder / f"a2{label.strip(' []')}"
+            out.mkdir(exist_ok=True)
+            ours[label] = timed([*PARAMILL, "sweep", nb, f"{out}/t_{{x}}.ipynb",
+                                 "--grid", "x=" + ",".join(xs), *workers, *flag], env)  # fmt: skip
         theirs = timed([pm_python, "-c", PAPERMILL_THREADS, nb, folder / "c", str(args.runs)], env)
-        rows.append((f"trivial x{args.runs}: vs papermill, 1 process, 2 threads", ours, theirs, 3))
+        for label, _ in variants:
+            rows.append((f"trivial x{args.runs}{label}: vs papermill, 1 process, 2 threads",
+                         ours[label], theirs, 3))  # fmt: skip
     if "bike" not in skip:
         work = bikeshare_workdir(folder / "bike")
         # the data has 14 days: runs are (date, copy) pairs, copy an extra parameter
@@ -172,24 +214,29 @@ def main() -> None:
         copies = sorted({c for _, c in pairs})
         if len(dates) * len(copies) != len(pairs):
             sys.exit("bench: --bike-runs must be a multiple of 10 (or under 10)")
-        (work / "a").mkdir()
         (work / "b").mkdir()
-        ours = timed([*PARAMILL, "sweep", BIKESHARE, "a/report_{date}_{copy}.ipynb", "--cwd",
-                      work, "--grid", "date=" + ",".join(dates),
-                      "--grid", "copy=" + ",".join(map(str, copies)), *workers],
-                     env, cwd=work)  # fmt: skip
+        ours = {}
+        for label, flag in variants:
+            (work / f"a{label.strip(' []')}").mkdir()
+            ours[label] = timed([*PARAMILL, "sweep", BIKESHARE,
+                                 f"a{label.strip(' []')}/report_{{date}}_{{copy}}.ipynb", "--cwd",
+                                 work, "--grid", "date=" + ",".join(dates),
+                                 "--grid", "copy=" + ",".join(map(str, copies)), *workers, *flag],
+                                env, cwd=work)  # fmt: skip
         loop = " && ".join(
             f"{papermill} {BIKESHARE} b/report_{d}_{c}.ipynb -p date {d} -p copy {c} "
             f"--cwd {work} --no-progress-bar --log-level ERROR" for d, c in pairs
         )
         theirs = timed(loop, env, cwd=work, shell=True)
-        rows.append((f"bikeshare x{args.bike_runs}: vs papermill CLI loop", ours, theirs, 3))
-    print(f"\n{'':58} {'paramill':>9} {'papermill':>9} {'ratio':>7} goal")
+        for label, _ in variants:
+            rows.append((f"bikeshare x{args.bike_runs}{label}: vs papermill CLI loop", ours[label],
+                         theirs, 3))  # fmt: skip
+    print(f"\n{'':66} {'paramill':>9} {'papermill':>9} {'ratio':>7} goal")
     for name, ours, theirs, goal in rows:
         ratio = theirs / ours
         mark = "ok" if ratio >= goal else "MISSED"
-        print(f"{name:58} {ours:8.1f}s {theirs:8.1f}s {ratio:6.1f}x >={goal}x {mark}")
-        print(f"{'':58} {args_rate(ours, name):>9} {args_rate(theirs, name):>9}  runs/s")
+        print(f"{name:66} {ours:8.1f}s {theirs:8.1f}s {ratio:6.1f}x >={goal}x {mark}")
+        print(f"{'':66} {args_rate(ours, name):>9} {args_rate(theirs, name):>9}  runs/s")
     if "flat" not in skip:
         (folder / "f").mkdir()
         proc = subprocess.run(
@@ -207,11 +254,18 @@ def main() -> None:
     print(f"\nkernel ready for code: warm pool hand-out median {statistics.median(warm) * 1e3:.1f}"
           f" ms (max {max(warm) * 1e3:.1f}), cold start_kernel median "
           f"{statistics.median(cold) * 1e3:.0f} ms")  # fmt: skip
+    _, colds = asyncio.run(ready_latency(10, fork=False))
+    first, forks = asyncio.run(ready_latency(10, fork=True))
+    print("kernel ready for code, no pool, launch + connect_client: cold median "
+          f"{statistics.median(colds) * 1e3:.0f} ms; forked median "
+          f"{statistics.median(forks) * 1e3:.0f} ms (max {max(forks) * 1e3:.0f}), the fork "
+          f"server's first kernel {first * 1e3:.0f} ms")  # fmt: skip
+
     print(f"load after {load()}")
 
 
 def args_rate(seconds: float, name: str) -> str:
-    runs = int(name.split(" x")[1].split(":")[0])
+    runs = int(name.split(" x")[1].split(":")[0].split()[0])
     return f"{runs / seconds:.2f}"
 
 

@@ -576,7 +576,7 @@ share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1
     "--fork-server/--no-fork-server",
     default=None,
     help="Fork python kernels from a process that imported ipykernel and the preloads once "
-    "[default: PARAMILL_FORK_SERVER=1 turns it on].",
+    "[default: on; PARAMILL_FORK_SERVER=0 turns it off].",
 )
 def sweep_command(
     notebook_path: str,

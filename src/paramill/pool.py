@@ -129,8 +129,15 @@ class KernelPool:
         preload: Iterable[str] = (),
         limit: int | None = None,
         start_timeout: float = 60,
+        fork_server: bool | None = None,
     ) -> None:
+        from .forkserver import enabled
+
         self.size = max(0, int(size))
+        # python kernels forked from a pre-imported server (paramill.forkserver); None: the
+        # PARAMILL_FORK_SERVER environment variable decides
+        self.fork_server = enabled(fork_server)
+        self._holds_servers = False
         self.preload = tuple(preload)
         self.limit = limit
         self.start_timeout = start_timeout
@@ -162,6 +169,11 @@ class KernelPool:
                 # can see it half-initialized
                 import jupyter_client  # noqa: F401
 
+                if self.fork_server:
+                    from .forkserver import hold
+
+                    hold()
+                    self._holds_servers = True
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
                     target=loop.run_forever, name="paramill-kernel-pool", daemon=True
@@ -189,6 +201,10 @@ class KernelPool:
         thread.join(timeout)
         if not thread.is_alive():
             loop.close()
+        if self._holds_servers:  # after the drain: the pool's kernels are stopped already
+            from .forkserver import let_go
+
+            let_go()
 
     def kill_all(self) -> None:
         """Kill every kernel this pool handed out that is still running (aborting a sweep).
@@ -239,14 +255,23 @@ class KernelPool:
 
     async def _start(self, key: Key) -> AsyncKernelManager:
         kernel_name, cwd, env = key
+        provisioner = None
+        if self.fork_server:
+            from .forkserver import provisioner_stanza
+
+            provisioner = provisioner_stanza(self.preload)  # the server imports them, once
         km, kc = await start_kernel(
-            kernel_name, cwd=cwd, startup_timeout=self.start_timeout, env=dict(env) or None
+            kernel_name,
+            cwd=cwd,
+            startup_timeout=self.start_timeout,
+            env=dict(env) or None,
+            provisioner=provisioner,
         )
         pid = kernel_pid(km)
         if pid:
             self.started_pids.append(pid)
         try:
-            if self.preload:
+            if self.preload:  # for a forked kernel, only what the fork server did not import
                 await self._preload(kc)
         except BaseException:
             await stop_kernel(km, kc, grace=0)

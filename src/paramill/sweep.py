@@ -319,6 +319,7 @@ def sweep(
     warm: bool = True,
     keep_notebooks: bool = False,
     events: SweepEvents | None = None,
+    fork_server: bool | None = None,
     **run_options: Any,
 ) -> list[SweepRun]:
     """Run ``template`` once per parameter set of ``grid``; one ``SweepRun`` per run, in grid
@@ -330,9 +331,11 @@ def sweep(
     raised before anything runs. ``workers``: parallel runs (default: the number of cores).
     ``executor="dask"`` runs on a Dask cluster (``client`` or ``scheduler`` address).
     ``preload``: modules imported in each warm kernel before its run (None: the template's own
-    imports; a list adds to them; False: none). Other keyword arguments go to ``paramill.run``
-    (``kernel_name``, ``start_timeout``, ``execution_timeout``, ``run_timeout``, ``cwd``,
-    ``report_mode``, ``strict``, ``log_output``, ``storage_options``, ...).
+    imports; a list adds to them; False: none). ``fork_server``: fork python kernels from a
+    pre-imported server (local executor; None: on unless ``PARAMILL_FORK_SERVER=0``). Other
+    keyword arguments go to ``paramill.run`` (``kernel_name``, ``start_timeout``,
+    ``execution_timeout``, ``run_timeout``, ``cwd``, ``report_mode``, ``strict``,
+    ``log_output``, ``storage_options``, ...).
     """
     from .parameters import resolve
 
@@ -363,7 +366,9 @@ def sweep(
     if executor != "local":
         raise InputError(f"no executor named {executor!r} (known: local, dask)")
     workers = max(1, int(workers or os.cpu_count() or 1))
-    return _run_local(specs, run_options, workers, fail_fast, preload, warm, keep_notebooks, events)
+    return _run_local(
+        specs, run_options, workers, fail_fast, preload, warm, keep_notebooks, events, fork_server
+    )
 
 
 def _as_list(value: Any) -> list:
@@ -415,11 +420,13 @@ def _run_local(
     warm: bool,
     keep_notebooks: bool,
     events: SweepEvents,
+    fork_server: bool | None = None,
 ) -> list[SweepRun]:
     # imported before the threads start: a module half-imported by one thread fails in another
     import nbclient  # noqa: F401
 
     from . import engine as _engine  # noqa: F401
+    from .forkserver import enabled
     from .pool import KernelPool
 
     engine = run_options.get("engine_name")
@@ -445,6 +452,7 @@ def _run_local(
         preload=_preload_list(specs, run_options, preload) if pooled else (),
         limit=len(specs),
         start_timeout=run_options.get("start_timeout", 60),
+        fork_server=enabled(fork_server, default=True),
     ) as pool:
         starter = pool.acquire if pooled else None
         threads = ThreadPoolExecutor(workers, thread_name_prefix="paramill-sweep")
