@@ -93,7 +93,7 @@ with ThreadPoolExecutor(2) as pool:
 
 FLAT = """
 import os, sys, paramill
-from paramill.sweep import SweepEvents
+from paramill.sweeps import SweepEvents
 nb, out, marks = sys.argv[1], sys.argv[2], [int(m) for m in sys.argv[3].split(",")]
 seen = []
 class Probe(SweepEvents):

@@ -13,7 +13,7 @@ import pytest
 
 import paramill
 from paramill.errors import ParameterError
-from paramill.sweep import (
+from paramill.sweeps import (
     combine_grids,
     expand_grid,
     parse_grid_options,
@@ -103,7 +103,7 @@ def test_template_imports_are_found_through_magics():
 
 def test_exit_code_rule():
     from paramill.errors import CellTimeoutError, ExecutionError
-    from paramill.sweep import SweepRun
+    from paramill.sweeps import SweepRun
 
     def r(status, error=None):
         return SweepRun(0, {}, {}, None, status, error=error)

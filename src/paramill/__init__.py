@@ -34,8 +34,8 @@ _LAZY = {
     "record": "records",
     "read_notebook": "records",
     "read_records": "records",
-    "sweep": "sweep",
-    "SweepRun": "sweep",
+    "sweep": "sweeps",
+    "SweepRun": "sweeps",
     "KernelPool": "pool",
 }
 

@@ -601,11 +601,9 @@ def sweep_command(
         --grid date=2019-11-01,2019-11-02 --grid region=north,south
     """
     import signal
-    from importlib import import_module
 
+    from . import sweeps
     from .parameters import resolve
-
-    sweeps = import_module(".sweep", __package__)  # the module (`paramill.sweep` is a function)
     log_level = options.pop("log_level")
     if log_level == "INFO" and not options["log_output"]:
         log_level = "WARNING"  # the progress line and the table say what happened

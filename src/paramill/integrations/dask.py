@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import MissingDependencyError
-from ..sweep import RunSpec, SweepEvents, SweepRun, execute_one
+from ..sweeps import RunSpec, SweepEvents, SweepRun, execute_one
 
 PLUGIN_PREFIX = "paramill-kernel-pool"
 

@@ -666,14 +666,3 @@ class SweepConsole(logging.Handler, SweepEvents):
         with self.lock:
             self._clear()
             self.stream.flush()
-
-
-class _CallableModule(type(sys)):
-    """Importing ``paramill.sweep`` (the module) rebinds the package attribute ``sweep`` from the
-    function to the module; calling it must still run a sweep, so the module forwards calls."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> list[SweepRun]:
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
