@@ -112,8 +112,6 @@ class Autosaver:
         self.interval = interval
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self.writes = 0
-        self.error: ParamillError | None = None
         self.on_error: Callable[[ParamillError], None] | None = None
 
     def request(self, nb: NotebookNode) -> None:
@@ -137,9 +135,7 @@ class Autosaver:
             return
         try:
             self._write(nb)
-            self.writes += 1
         except ParamillError as exc:  # reported through on_error: the run is stopped
-            self.error = exc
             self._write = None
             if self.on_error:
                 self.on_error(exc)
@@ -160,7 +156,6 @@ class _Stop:
         self.error_class: type[ExecutionError] | None = None
         self.reason = ""
         self.signal_number = 0
-        self.cause: BaseException | None = None
         self.closing = False  # the run is over: only cleanup remains, nothing to interrupt
 
     def __call__(self, error_class: type[ExecutionError], reason: str, **kw: Any) -> None:
@@ -169,7 +164,6 @@ class _Stop:
         self.error_class = error_class
         self.reason = reason
         self.signal_number = kw.get("signal_number", 0)
-        self.cause = kw.get("cause")
         self.task.cancel()
 
     def error_for(self, cell: Any, index: int) -> ExecutionError:
@@ -362,7 +356,7 @@ class NBClientEngine:
         tasks_before = asyncio.all_tasks()
         stop = _Stop(task)
         self.saver.on_error = lambda exc: stop(
-            OutputError, f"the output could not be saved: {exc.message}", cause=exc
+            OutputError, f"the output could not be saved: {exc.message}"
         )
         self._reset(nb)
         started = time.monotonic()
