@@ -643,8 +643,14 @@ def test_local_reader_never_sees_a_partial_file(tmp_path: Path) -> None:
     thread = threading.Thread(target=read)
     thread.start()
     try:
-        for i in range(40):
+        # keep rewriting until the reader has overlapped with both versions (it may not get
+        # scheduled during a fixed number of writes on a busy machine), within a time bound
+        deadline = time.monotonic() + 20
+        i = 0
+        while (i < 40 or len(seen) < 2) and time.monotonic() < deadline:
             storage.write_text(target, versions[i % 2])
+            i += 1
+            time.sleep(0.001)
     finally:
         stop.set()
         thread.join()
