@@ -6,7 +6,9 @@ import json
 import os
 import re
 import sys
+import threading
 import time
+import warnings
 
 import nbformat
 import pytest
@@ -14,7 +16,9 @@ import pytest
 import paramill
 from paramill.errors import ParameterError
 from paramill.sweeps import (
+    SweepConsole,
     combine_grids,
+    current_run,
     expand_grid,
     parse_grid_options,
     plan_runs,
@@ -153,6 +157,59 @@ def test_run_errors_before_the_kernel_are_per_run(report, tmp_path):
     assert "bogus" in results[0].error.message
 
 
+def test_console_names_every_line_written_to_stderr():
+    """During a sweep, whatever reaches sys.stderr (logs of any library, Python warnings, a
+    thread's traceback, partial writes from two threads) comes out as whole lines, each named
+    by its run or [sweep]; afterwards sys.stderr is the real one again."""
+    import io
+    import logging
+
+    root, own = logging.getLogger(), logging.getLogger("paramill")
+    saved = (root.handlers[:], own.handlers[:], own.propagate, own.level, sys.stderr)
+    out = io.StringIO()
+    console = SweepConsole(2, stream=out, live=False)
+    try:
+        console.install("INFO")
+
+        def run(label: str) -> None:
+            current_run.set(label)
+            for _ in range(50):
+                sys.stderr.write(f"{label} half")
+                sys.stderr.write(" and half\n")
+            logging.getLogger("paramill").info("%s logged", label)
+
+        threads = [threading.Thread(target=run, args=(f"r{i}",)) for i in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        logging.getLogger("jupyter_client").warning("third-party\nwarning")
+        warnings.warn("careful", UserWarning, stacklevel=1)
+        crash = threading.Thread(target=lambda: 1 / 0)
+        hook, threading.excepthook = threading.excepthook, threading.__excepthook__  # not pytest's
+        try:
+            crash.start()
+            crash.join()
+        finally:
+            threading.excepthook = hook
+        sys.stderr.write("unterminated")
+        console.finish()
+        assert sys.stderr is saved[-1]
+    finally:
+        logging.captureWarnings(False)
+        root.handlers[:], own.handlers[:], own.propagate, own.level, sys.stderr = saved
+    lines = out.getvalue().splitlines()
+    unnamed = [line for line in lines if not re.match(r"\[(r1|r2|sweep)\] ", line)]
+    assert not unnamed, unnamed
+    for label in ("r1", "r2"):
+        assert lines.count(f"[{label}] {label} half and half") == 50
+        assert f"[{label}] {label} logged" in lines
+    assert "[sweep] third-party" in lines and "[sweep] warning" in lines
+    assert any("UserWarning: careful" in line for line in lines)
+    assert "[sweep] ZeroDivisionError: division by zero" in lines
+    assert lines[-1] == "[sweep] unterminated"
+
+
 def test_cli_sweep_summary_progress_and_prefixed_logs(report, tmp_path):
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text("region: [north, bad]\n")
@@ -178,7 +235,8 @@ def test_cli_sweep_summary_progress_and_prefixed_logs(report, tmp_path):
     assert table[-1] == "4 runs: 2 completed, 2 failed"
     # every log line names its run; the run's own output is among them
     logs = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert logs and all(line.startswith("[date=2019-11-0") for line in logs), logs
+    unnamed = [line for line in logs if not re.match(r"\[(date=2019-11-0|sweep\])", line)]
+    assert logs and not unnamed, unnamed
     assert any(line.startswith("[date=2019-11-02,region=north] 2019-11-02 north") for line in logs)
     assert "sweep: 4/4  done 2  failed 2  running 0" in proc.stderr
 

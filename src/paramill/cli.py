@@ -604,6 +604,7 @@ def sweep_command(
 
     from . import sweeps
     from .parameters import resolve
+
     log_level = options.pop("log_level")
     if log_level == "INFO" and not options["log_output"]:
         log_level = "WARNING"  # the progress line and the table say what happened
@@ -635,10 +636,7 @@ def sweep_command(
             grids.append(sweeps.load_grid_file(grid_file, storage_options))
         runs = sweeps.combine_grids(grids) if grids else [{}]
         console = sweeps.SweepConsole(len(runs))
-        logger = logging.getLogger("paramill")
-        logger.handlers[:] = [console]
-        logger.propagate = False
-        logger.setLevel(log_level)
+        console.install(log_level)
         modules = [m.strip() for item in preload for m in item.split(",") if m.strip()]
         results = sweeps.sweep(
             notebook_path,

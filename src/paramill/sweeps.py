@@ -634,13 +634,29 @@ class SweepConsole(logging.Handler, SweepEvents):
         except Exception:
             self.handleError(record)
             return
-        label = current_run.get()
-        if label:
-            text = "\n".join(f"[{label}] {line}" for line in text.splitlines() or [""])
+        self.write_lines(text)
+
+    def write_lines(self, text: str) -> None:
+        """Write lines named by the run of the calling thread or task (``[sweep]`` outside)."""
+        label = current_run.get() or "sweep"
+        text = "\n".join(f"[{label}] {line}" for line in text.splitlines() or [""])
         with self.lock:
             self._clear()
             self.stream.write(text + "\n")
             self._draw()
+
+    def install(self, level: int | str) -> None:
+        """Take over this process's log output and ``sys.stderr`` until ``finish``: paramill's
+        logs at ``level``, other libraries' warnings, Python warnings and thread tracebacks all
+        come out as named lines instead of cutting through the progress."""
+        paramill, root = logging.getLogger("paramill"), logging.getLogger()
+        paramill.handlers[:] = [self]
+        paramill.propagate = False
+        paramill.setLevel(level)
+        root.handlers[:] = [self]
+        logging.captureWarnings(True)
+        self._stderr = sys.stderr
+        sys.stderr = _ConsoleStream(self, self._stderr)  # type: ignore[assignment]
 
     def started(self, spec: RunSpec) -> None:
         with self.lock:
@@ -666,5 +682,42 @@ class SweepConsole(logging.Handler, SweepEvents):
 
     def finish(self) -> None:
         with self.lock:
+            if isinstance(sys.stderr, _ConsoleStream) and sys.stderr.console is self:
+                sys.stderr.close()
+                sys.stderr = self._stderr
             self._clear()
             self.stream.flush()
+
+
+class _ConsoleStream(io.TextIOBase):
+    """``sys.stderr`` during a sweep: whole lines go through the console, each thread's
+    partial line waits for its newline. Writes to the file descriptor itself bypass it."""
+
+    def __init__(self, console: SweepConsole, real: IO[str]):
+        self.console, self.real = console, real
+        self._partial: dict[int, str] = {}
+
+    def write(self, text: str) -> int:
+        thread = threading.get_ident()
+        lines, newline, rest = (self._partial.pop(thread, "") + text).rpartition("\n")
+        if rest:
+            self._partial[thread] = rest
+        if newline:
+            self.console.write_lines(lines)
+        return len(text)
+
+    def close(self) -> None:
+        for rest in self._partial.values():
+            self.console.write_lines(rest)
+        self._partial.clear()
+        super().close()
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.real.encoding
