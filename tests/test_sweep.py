@@ -241,6 +241,30 @@ def test_cli_sweep_summary_progress_and_prefixed_logs(report, tmp_path):
     assert "sweep: 4/4  done 2  failed 2  running 0" in proc.stderr
 
 
+@pytest.mark.parametrize("fork", ["--fork-server", "--no-fork-server"])
+def test_cli_sweep_names_what_kernels_write_to_their_stderr(tmp_path, fork):
+    """A kernel's own stderr (its file descriptor: C libraries, child processes, ipykernel's
+    echo) comes out named by the run holding the kernel, not in the middle of the progress."""
+    nb = make_notebook(
+        [
+            ("code", "region = 'none'", "parameters"),
+            "import os\nos.write(2, f'raw {region}\\npartial'.encode())",
+        ]
+    )
+    nbformat.write(nb, tmp_path / "raw.ipynb")
+    proc = run_cli(
+        "sweep", tmp_path / "raw.ipynb", tmp_path / "o_{region}.ipynb", "--grid", "region=a,b",
+        "--workers", "2", fork,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    for region in ("a", "b"):
+        assert f"[region={region}] raw {region}" in lines, proc.stderr
+        assert f"[region={region}] partial" in lines, proc.stderr
+    unnamed = [line for line in lines if not re.match(r"\[(region=[ab]|sweep)\] ", line)]
+    assert not unnamed, unnamed
+
+
 def test_cli_sweep_csv_and_clash(report, tmp_path):
     summary = tmp_path / "s.csv"
     proc = run_cli(

@@ -76,6 +76,7 @@ async def start_kernel(
     transport: str = "ipc",
     extra_arguments: list[str] | None = None,
     provisioner: dict[str, Any] | None = None,
+    stderr: int | None = None,
 ) -> tuple[AsyncKernelManager, AsyncKernelClient]:
     """Start a kernel and wait until it answers; raise KernelError if it cannot."""
     km = await launch_kernel(
@@ -85,6 +86,7 @@ async def start_kernel(
         transport=transport,
         extra_arguments=extra_arguments,
         provisioner=provisioner,
+        stderr=stderr,
     )
     return km, await connect_kernel(km, startup_timeout)
 
@@ -97,8 +99,10 @@ async def launch_kernel(
     transport: str = "ipc",
     extra_arguments: list[str] | None = None,
     provisioner: dict[str, Any] | None = None,
+    stderr: int | None = None,
 ) -> AsyncKernelManager:
-    """Launch a kernel process (it boots while the caller does other work)."""
+    """Launch a kernel process (it boots while the caller does other work). ``stderr``: a file
+    descriptor for the kernel's stderr instead of ours."""
     import zmq
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import NoSuchKernel
@@ -115,7 +119,12 @@ async def launch_kernel(
     try:
         if provisioner:  # a kernelspec `kernel_provisioner` stanza, e.g. the fork server's
             km.kernel_spec.metadata["kernel_provisioner"] = provisioner
-        await km.start_kernel(cwd=cwd, env=kernel_env, extra_arguments=extra_arguments or [])
+        await km.start_kernel(
+            cwd=cwd,
+            env=kernel_env,
+            extra_arguments=extra_arguments or [],
+            **({} if stderr is None else {"stderr": stderr}),
+        )
     except NoSuchKernel:
         raise no_such_kernel(kernel_name) from None
     except (OSError, ValueError, zmq.ZMQError) as exc:
