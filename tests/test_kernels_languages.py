@@ -86,10 +86,11 @@ DUMPS = {
     "javascript": f'console.log("{MARK}" + JSON.stringify({{'
     + ", ".join(f"{n}: {n}" for n in NAMES)
     + "}))",
+    # the cell's value, not println: Toree may send the tail of a long stream after "idle"
     "toree_scala": _SCALA_DUMP
-    + f'println("{MARK}" + enc(Map('
+    + f'"{MARK}" + enc(Map('
     + ", ".join(f'"{n}" -> {n}' for n in NAMES)
-    + ")))",
+    + "))",
 }
 DUMPS["tslab"] = DUMPS["javascript"]
 
@@ -197,7 +198,10 @@ def run(tmp_path, kernel: str, cells: list, parameters=None, **kw) -> nbformat.N
 
 
 def dumped(nb: nbformat.NotebookNode) -> object:
-    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    text = "".join(
+        o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+        for o in nb.cells[-1].outputs
+    )
     line = text[text.index(MARK) + len(MARK) :].splitlines()[0].rstrip("\r")
     return json.loads(line)
 
