@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import nbformat
 import pytest
@@ -305,6 +306,15 @@ def test_octave_error_without_parameters_and_no_workspace_file(tmp_path):
 
 
 # -- -k and missing kernels ----------------------------------------------------------------------
+def test_busy_kernel_that_skips_heartbeats_is_not_declared_dead(tmp_path):
+    """IRkernel answers heartbeats only between cells: a cell longer than the liveness timeout
+    is busy, not hung (its process is sleeping, not stopped), and must finish."""
+    began = time.monotonic()
+    nb = run(tmp_path, "ir", ["Sys.sleep(5); cat('slept')"], kernel_liveness_timeout=1)
+    assert time.monotonic() - began > 5
+    assert nb.cells[-1].outputs[0]["text"] == "slept"
+
+
 def test_kernel_option_rewrites_the_kernelspec(tmp_path):
     nb = make_notebook([("code", "x <- 0", "parameters"), "cat(x * 2)"], "some-old-r", "R")
     nb.metadata.kernelspec.display_name = "Old R"

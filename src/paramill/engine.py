@@ -519,15 +519,36 @@ class NBClientEngine:
             logger.debug("kernel_info after the run failed", exc_info=True)
 
     async def _watch_heartbeat(self, kc: Any, stop: _Stop) -> None:
-        """Stop the run when the kernel stops answering heartbeats (hung, SIGSTOP, frozen)."""
-        silent_since: float | None = None
+        """Stop the run when the kernel stops answering heartbeats and its process is stopped
+        (SIGSTOP), a zombie or gone; a silent process that still runs is busy, not dead.
+
+        Pings from this loop on a socket of the client's context, not from jupyter_client's
+        heartbeat thread (one thread less per run, and that thread's socket re-creation races
+        the client's teardown and prints ZMQError tracebacks)."""
+        import zmq
+
+        from .kernels import stopped_or_gone
+
+        url = kc._make_url("hb")
+        answered = time.monotonic()
         while True:
-            await asyncio.sleep(0.5)
-            if kc.hb_channel.is_beating():
-                silent_since = None
-                continue
-            silent_since = silent_since or time.monotonic()
-            if time.monotonic() - silent_since >= self.kernel_liveness_timeout:
+            socket = kc.context.socket(zmq.REQ)
+            socket.linger = 0
+            socket.connect(url)
+            try:
+                while True:
+                    await socket.send(b"ping")
+                    # no echo within 1 s: a REQ socket cannot ask again, so it is replaced
+                    if not await socket.poll(1000):
+                        break
+                    await socket.recv()
+                    answered = time.monotonic()
+                    await asyncio.sleep(0.5)
+            finally:
+                socket.close(linger=0)
+            if time.monotonic() - answered >= self.kernel_liveness_timeout and stopped_or_gone(
+                self.kernel_pid
+            ):
                 stop(
                     KernelDiedError,
                     f"the kernel stopped responding (no heartbeat for "

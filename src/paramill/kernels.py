@@ -141,7 +141,7 @@ async def connect_kernel(km: AsyncKernelManager, startup_timeout: float = 60) ->
     kernel_name = km.kernel_name
     kc = km.client()
     try:
-        kc.start_channels()
+        kc.start_channels(hb=False)  # the engine pings the heartbeat itself
         await kc.wait_for_ready(timeout=startup_timeout)
     except (RuntimeError, TimeoutError) as exc:
         await stop_kernel(km, kc, grace=0)
@@ -156,6 +156,26 @@ async def connect_kernel(km: AsyncKernelManager, startup_timeout: float = 60) ->
         raise
     kc.allow_stdin = False
     return kc
+
+
+def stopped_or_gone(pid: int | None) -> bool:
+    """Whether a kernel that stopped answering heartbeats is frozen (SIGSTOP, a debugger), a
+    zombie or gone. A running or sleeping process is only busy: IRkernel, for one, answers
+    heartbeats between cells only. Without a pid (a remote kernel) silence is all we know."""
+    if pid is None:
+        return True
+    if os.path.exists("/proc/self/stat"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+    else:  # macOS and the BSDs
+        import subprocess
+
+        ps = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True)
+        state = ps.stdout.strip()[:1] or "X"
+    return state in "TtZXx"
 
 
 def kernel_pid(km: AsyncKernelManager) -> int | None:

@@ -68,7 +68,7 @@ async def connect_client(km: AsyncKernelManager, timeout: float = 60) -> AsyncKe
     subscription is live) without its 0.2 s IOPub flush, which is most of a warm hand-out.
     """
     kc = km.client()
-    kc.start_channels()
+    kc.start_channels(hb=False)  # the engine pings the heartbeat itself
     deadline = time.monotonic() + timeout
     try:
         while True:
