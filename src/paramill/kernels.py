@@ -120,10 +120,7 @@ async def launch_kernel(
         if provisioner:  # a kernelspec `kernel_provisioner` stanza, e.g. the fork server's
             km.kernel_spec.metadata["kernel_provisioner"] = provisioner
         await km.start_kernel(
-            cwd=cwd,
-            env=kernel_env,
-            extra_arguments=extra_arguments or [],
-            **({} if stderr is None else {"stderr": stderr}),
+            cwd=cwd, env=kernel_env, extra_arguments=extra_arguments or [], stderr=stderr
         )
     except NoSuchKernel:
         raise no_such_kernel(kernel_name) from None

@@ -150,7 +150,8 @@ class KernelPool:
         self.handout_seconds: deque[float] = deque(maxlen=1000)
         self._queues: dict[Key, deque[asyncio.Task]] = {}
         self._given: weakref.WeakSet = weakref.WeakSet()  # handed out, for kill_all
-        self._stderr: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # kernel's stderr
+        self._stderr: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # km: its stderr
+        self._stderr_open: set[KernelStderr] = set()  # read ends not closed yet
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -233,7 +234,7 @@ class KernelPool:
             except BaseException:  # cancelled or failed: start_kernel cleaned up already
                 continue
             await stop_kernel(km, None, grace=0)
-        for stderr in list(self._stderr.values()):
+        for stderr in list(self._stderr_open):
             stderr.close()
 
     # -- filling --------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ class KernelPool:
             from .forkserver import provisioner_stanza
 
             provisioner = provisioner_stanza(self.preload)  # the server imports them, once
-        stderr = KernelStderr()
+        stderr = KernelStderr(self._stderr_open)
         try:
             km, kc = await start_kernel(
                 kernel_name,
@@ -385,8 +386,10 @@ class KernelStderr:
     instead of letting the kernel write into the middle of the progress. Create it on the loop
     that reads it; the read end closes at the kernel's EOF or at ``close``."""
 
-    def __init__(self) -> None:
+    def __init__(self, open_ones: set[KernelStderr]) -> None:
         self._loop = asyncio.get_running_loop()
+        self._open_ones = open_ones
+        open_ones.add(self)
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         self.context: contextvars.Context | None = None  # the run's, once handed out
@@ -413,6 +416,9 @@ class KernelStderr:
 
     def _feed(self, data: bytes) -> None:
         *lines, self._partial = (self._partial + data).split(b"\n")
+        if len(self._partial) > 1 << 16:  # a line without end is logged in pieces
+            lines.append(self._partial)
+            self._partial = b""
         for line in lines:
             self._log(line)
 
@@ -440,3 +446,4 @@ class KernelStderr:
         self._loop.remove_reader(self.read_fd)
         os.close(self.read_fd)
         self.read_fd = -1
+        self._open_ones.discard(self)
