@@ -78,6 +78,19 @@ NOTEBOOKS = {
     "whitespace only": ("  \n\n", [], 3, "empty"),
     "not UTF-8": (b"\xff\xfe{\x00", [], 6, "not UTF-8"),
     "no kernelspec": (with_cells([]), [], 5, "names no kernel"),
+    "kernelspec language not text": (  # found by test_fuzz: it crashed the translator lookup
+        json.dumps(
+            {
+                "cells": [],
+                "metadata": {"kernelspec": {"name": "ir", "display_name": "R", "language": [1]}},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        ),
+        [],
+        3,
+        "kernelspec/language",
+    ),
 }
 
 PARAMETERS = {
@@ -105,6 +118,14 @@ PARAMETERS = {
     "missing file": (["-f", "/nonexistent/params.yaml"], 4, "no such file"),
     "file is a directory": (["-f", "/"], 4, "directory"),
     "storage option": (["--storage-option", "novalue"], 4, "KEY=VALUE"),
+    # text that cannot be saved as UTF-8 (found by test_fuzz: the final save crashed)
+    "unpaired surrogate in YAML": (["-y", 'a: {"\\ud800": 1}'], 4, "not valid text (\\ud800"),
+    "unpaired surrogate in base64": (
+        ["-b", base64.b64encode(b'{"a": "\\udfff"}').decode()],
+        4,
+        "not valid text (\\udfff",
+    ),
+    "argument bytes not UTF-8": (["-p", "a", "x\udcff"], 4, "not valid text (\\udcff"),
 }
 
 

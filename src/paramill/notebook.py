@@ -85,6 +85,13 @@ def _check_schema(nb: NotebookNode, origin: str) -> None:
             logging.getLogger("paramill").warning("%s: %s: %s", origin, where, error.message)
             continue
         raise InputError(f"{origin}: invalid notebook ({where}: {error.message})")
+    # outside the schema, but what picks the translator reads it
+    language = nb.metadata.get("kernelspec", {}).get("language")
+    if language is not None and not isinstance(language, str):
+        raise InputError(
+            f"{origin}: invalid notebook (metadata/kernelspec/language: {language!r} is not "
+            "of type 'string')"
+        )
 
 
 def dumps(nb: NotebookNode) -> str:

@@ -77,8 +77,10 @@ MAX_DEPTH = 100
 
 def check_renderable(params: Mapping[str, Any]) -> None:
     """Refuse values that no translator could write out: self-containing, exponentially
-    aliased or nested deeper than MAX_DEPTH. Iterative, so checking cannot overflow either."""
+    aliased or nested deeper than MAX_DEPTH, or text that is not Unicode (an unpaired
+    surrogate cannot be saved as UTF-8). Iterative, so checking cannot overflow either."""
     stack: list[tuple[str, Any, int]] = [(name, value, 1) for name, value in params.items()]
+    stack += [(name, name, 1) for name in params]
     count = 0
     while stack:
         name, node, depth = stack.pop()
@@ -90,8 +92,17 @@ def check_renderable(params: Mapping[str, Any]) -> None:
             )
         if depth > MAX_DEPTH:
             raise ParameterError(f"parameter {name!r}: nested more than {MAX_DEPTH} levels deep")
-        if isinstance(node, Mapping):
-            stack.extend((name, v, depth + 1) for v in node.values())
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = node[exc.start : exc.end].encode("utf-8", "backslashreplace").decode()
+                raise ParameterError(
+                    f"parameter {name!r}: not valid text ({bad}: bytes that are not UTF-8, or "
+                    "an unpaired surrogate escape)"
+                ) from None
+        elif isinstance(node, Mapping):
+            stack.extend((name, v, depth + 1) for item in node.items() for v in item)
         elif isinstance(node, (list, tuple)):
             stack.extend((name, v, depth + 1) for v in node)
 
