@@ -173,6 +173,37 @@ def test_api_in_a_worker_thread(sandbox, tmp_path):  # noqa: F811
     assert time.monotonic() - killed < 5
 
 
+def test_files_of_a_driver_killed_outright_are_removed_by_the_next_run(sandbox, tmp_path):  # noqa: F811
+    """SIGKILL (an orchestrator's last word) gives paramill no chance to clean up: its kernel
+    exits by itself, and the next paramill run removes the dead run's folder with its
+    connection file and sockets. A live run's folder is never touched."""
+    pid_file = tmp_path / "kernel.pid"
+    src = write(tmp_path / "long.ipynb", [pid_cell(pid_file)])
+    live_pid_file = tmp_path / "live.pid"
+    live = start_cli(sandbox, write(tmp_path / "live.ipynb", [pid_cell(live_pid_file)]), "-")
+    wait_for(lambda: read_pid(live_pid_file), what="the live run's kernel")
+    driver = start_cli(sandbox, src, tmp_path / "out.ipynb")
+    kernel = wait_for(lambda: read_pid(pid_file), what="the kernel's pid")
+    driver.kill()
+    driver.communicate(timeout=10)
+    wait_for(
+        lambda: not os.path.exists(f"/proc/{kernel}") or _zombie(kernel),
+        timeout=10,
+        what="the orphaned kernel to exit",
+    )
+    [abandoned] = sandbox.tmp.glob(f"paramill-ipc-{driver.pid}-*")
+    assert any(p.name.endswith(".json") for p in abandoned.iterdir())
+    [alive] = sandbox.tmp.glob(f"paramill-ipc-{live.pid}-*")
+
+    again = start_cli(sandbox, write(tmp_path / "quick.ipynb", ["1"]), tmp_path / "quick-out.ipynb")
+    assert again.wait(60) == 0
+    assert not abandoned.exists()
+    assert alive.exists() and any(alive.iterdir())  # the live run keeps its files
+    live.send_signal(signal.SIGTERM)
+    live.communicate(timeout=30)
+    sandbox.assert_clean()
+
+
 def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from jupyter_client import AsyncKernelClient, AsyncKernelManager
 
 _ipc_dir: str | None = None
+_ipc_dir_pid: int | None = None
 
 
 # A socket path must fit sun_path (107 bytes on Linux); start_kernel appends "/<12 hex>-<n>".
@@ -24,18 +25,39 @@ _SOCKET_PATH_MAX = 107 - 16
 
 
 def ipc_dir() -> str:
-    """A private folder for this process's IPC sockets, removed at exit.
+    """A private folder for this process's kernel files (IPC sockets, connection files),
+    removed at exit, named after the process (``paramill-ipc-<pid>-...``).
 
-    Under the temp dir unless its path is too long for a socket name (a deep TMPDIR), then /tmp.
+    A folder whose process is gone without cleaning up (SIGKILL, as an orchestrator sends after
+    its grace period) is removed when the next paramill makes its own. Under the temp dir unless
+    its path is too long for a socket name (a deep TMPDIR), then /tmp.
     """
-    global _ipc_dir
-    if _ipc_dir is None or not os.path.isdir(_ipc_dir):
+    global _ipc_dir, _ipc_dir_pid
+    if _ipc_dir is None or _ipc_dir_pid != os.getpid() or not os.path.isdir(_ipc_dir):
         base = tempfile.gettempdir()
-        if len(os.fsencode(base)) + len("/paramill-ipc-12345678") > _SOCKET_PATH_MAX:
+        if len(os.fsencode(base)) + len("/paramill-ipc-4194304-12345678") > _SOCKET_PATH_MAX:
             base = "/tmp"
-        _ipc_dir = tempfile.mkdtemp(prefix="paramill-ipc-", dir=base)
+        _remove_abandoned(base)
+        _ipc_dir = tempfile.mkdtemp(prefix=f"paramill-ipc-{os.getpid()}-", dir=base)
+        _ipc_dir_pid = os.getpid()
         atexit.register(shutil.rmtree, _ipc_dir, True)
     return _ipc_dir
+
+
+def _remove_abandoned(base: str) -> None:
+    """Remove this user's ``paramill-ipc-<pid>-*`` folders whose process no longer exists."""
+    import re
+
+    for entry in os.scandir(base):
+        found = re.fullmatch(r"paramill-ipc-(\d+)-\w+", entry.name)
+        try:
+            if not found or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            os.kill(int(found[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:  # alive but not ours to signal, or a race: leave it
+            continue
 
 
 def installed_kernels() -> dict[str, str]:
@@ -110,8 +132,11 @@ async def launch_kernel(
     if transport == "ipc" and not supports_ipc(kernel_name):
         transport = "tcp"
     kwargs: dict[str, Any] = {"kernel_name": kernel_name, "transport": transport}
+    name = uuid.uuid4().hex[:12]
+    # in the private folder, so a driver killed outright leaves nothing the next one misses
+    kwargs["connection_file"] = os.path.join(ipc_dir(), f"kernel-{name}.json")
     if transport == "ipc":
-        kwargs["ip"] = os.path.join(ipc_dir(), uuid.uuid4().hex[:12])
+        kwargs["ip"] = os.path.join(ipc_dir(), name)
     km = AsyncKernelManager(**kwargs)
     kernel_env = dict(os.environ)
     kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
