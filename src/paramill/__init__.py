@@ -5,6 +5,8 @@ The public surface is small and imported lazily, so ``paramill --help`` stays fa
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from .errors import (
@@ -40,15 +42,24 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'paramill' has no attribute {name!r}")
-    from importlib import import_module
+def _lazy_attributes(package: str, table: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``name`` from ``package.<table[name]>`` on first
+    use and keeps it, so importing the package stays cheap."""
 
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        from importlib import import_module
+
+        value = getattr(import_module(f".{module}", package), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
+
+
+__getattr__ = _lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

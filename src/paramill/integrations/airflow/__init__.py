@@ -12,7 +12,7 @@ nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from paramill import _lazy_attributes
 
 from .provider import get_provider_info
 
@@ -23,15 +23,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["NotebookOperator", "PapermillOperator", "get_provider_info", "notebook_task"]
