@@ -38,6 +38,14 @@ def write(path: Path, cells: list, **kw) -> Path:
     return path
 
 
+def run_to_end(box, *args: object, timeout: float = 60) -> tuple[int, str, float]:
+    """Run the CLI in the sandbox until it exits: its exit code, stderr and seconds taken."""
+    t0 = time.monotonic()
+    proc = start_cli(box, *args)
+    _, stderr = proc.communicate(timeout=timeout)
+    return proc.returncode, stderr, time.monotonic() - t0
+
+
 def assert_marked(saved: dict, failing: int, banner: str, total: int) -> None:
     """Banner on top, anchor above the failing cell, later cells pending (did not run).
 
@@ -165,11 +173,7 @@ def test_api_in_a_worker_thread(sandbox, tmp_path):  # noqa: F811
     host.send_signal(signal.SIGTERM)  # default action: the host dies, no cleanup code runs
     assert host.wait(10) == -signal.SIGTERM
     killed = time.monotonic()
-    wait_for(
-        lambda: not os.path.exists(f"/proc/{kernel}") or _zombie(kernel),
-        timeout=10,
-        what="the orphaned kernel to exit",
-    )
+    wait_orphan_exit(kernel)
     assert time.monotonic() - killed < 5
 
 
@@ -186,11 +190,7 @@ def test_files_of_a_driver_killed_outright_are_removed_by_the_next_run(sandbox, 
     kernel = wait_for(lambda: read_pid(pid_file), what="the kernel's pid")
     driver.kill()
     driver.communicate(timeout=10)
-    wait_for(
-        lambda: not os.path.exists(f"/proc/{kernel}") or _zombie(kernel),
-        timeout=10,
-        what="the orphaned kernel to exit",
-    )
+    wait_orphan_exit(kernel)
     [abandoned] = sandbox.tmp.glob(f"paramill-ipc-{driver.pid}-*")
     assert any(p.name.endswith(".json") for p in abandoned.iterdir())
     [alive] = sandbox.tmp.glob(f"paramill-ipc-{live.pid}-*")
@@ -202,6 +202,14 @@ def test_files_of_a_driver_killed_outright_are_removed_by_the_next_run(sandbox, 
     live.send_signal(signal.SIGTERM)
     live.communicate(timeout=30)
     sandbox.assert_clean()
+
+
+def wait_orphan_exit(pid: int) -> None:
+    wait_for(
+        lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid),
+        timeout=10,
+        what="the orphaned kernel to exit",
+    )
 
 
 def _zombie(pid: int) -> bool:
@@ -221,11 +229,8 @@ def test_run_timeout_covers_kernel_start(sandbox, tmp_path):  # noqa: F811
     kernel = sandbox.add_slow_start_kernel(delay=60)
     src = write(tmp_path / "in.ipynb", ["1", "2"], kernel=kernel)
     out = tmp_path / "out.ipynb"
-    t0 = time.monotonic()
-    proc = start_cli(sandbox, src, out, "--timeout", "2")
-    _, stderr = proc.communicate(timeout=30)
-    took = time.monotonic() - t0
-    assert proc.returncode == 8, stderr
+    code, stderr, took = run_to_end(sandbox, src, out, "--timeout", "2", timeout=30)
+    assert code == 8, stderr
     assert took < 2 + 5, f"took {took:.1f} s"
     assert "run timed out" in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
     saved = read_nb(out)
@@ -262,11 +267,8 @@ def test_output_folder_replaced_by_a_file_mid_run(sandbox, tmp_path):  # noqa: F
         "print('sabotaged', flush=True)\nimport time; time.sleep(60)"
     )
     src = write(tmp_path / "in.ipynb", ["1", sabotage, "2"])
-    t0 = time.monotonic()
-    proc = start_cli(sandbox, src, out)
-    _, stderr = proc.communicate(timeout=60)
-    took = time.monotonic() - t0
-    assert proc.returncode == 9, stderr
+    code, stderr, took = run_to_end(sandbox, src, out)
+    assert code == 9, stderr
     last = stderr.strip().splitlines()[-1]
     assert "output not saved" in last and str(out) in last and "Traceback" not in stderr, last
     assert took < 15, f"took {took:.1f} s"
@@ -291,11 +293,8 @@ def test_disk_full_mid_run(sandbox, tmp_path, small_disk):  # noqa: F811
     save on disk is still a complete, readable notebook (writes are atomic)."""
     out = small_disk / "out.ipynb"
     src = write(tmp_path / "in.ipynb", ["print('small')", GROW, "2"])
-    t0 = time.monotonic()
-    proc = start_cli(sandbox, src, out)
-    _, stderr = proc.communicate(timeout=60)
-    took = time.monotonic() - t0
-    assert proc.returncode == 9, stderr
+    code, stderr, took = run_to_end(sandbox, src, out)
+    assert code == 9, stderr
     last = stderr.strip().splitlines()[-1]
     assert "output not saved" in last and "No space left on device" in last, last
     assert "Traceback" not in stderr and took < 15, (took, stderr)
@@ -362,9 +361,8 @@ def test_strict_fails_on_hidden_errors(sandbox, tmp_path, case):  # noqa: F811
     out = tmp_path / "out.ipynb"
     lenient = paramill.run(src, None)
     assert lenient.status == "completed", lenient.error  # without --strict: not a failure
-    proc = start_cli(sandbox, src, out, "--strict")
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 1, stderr
+    code, stderr, _ = run_to_end(sandbox, src, out, "--strict")
+    assert code == 1, stderr
     assert stderr.strip().splitlines()[-1].startswith("paramill: error: cell 1"), stderr
     saved = read_nb(out)
     assert ERROR_TAG in saved["cells"][0]["metadata"]["tags"]

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,32 +49,22 @@ PARAM_CELLS = [
 STORE_ENV = ("AWS_", "BOTO3_", "AZURE_", "GOOGLE_", "GCSFS_", "STORAGE_EMULATOR_HOST", "FSSPEC_")
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = seaweedfs(tmp_path_factory.mktemp("seaweedfs")).start()
-    yield server
-    server.stop()
+def _server_fixture(make: Callable[[Path], Server], folder: str) -> Any:
+    """A session fixture: the server started on first use, stopped (by PID) at the end."""
+
+    @pytest.fixture(scope="session")
+    def fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+        server = make(tmp_path_factory.mktemp(folder)).start()
+        yield server
+        server.stop()
+
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = azurite(tmp_path_factory.mktemp("azurite")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = fake_gcs(tmp_path_factory.mktemp("fake-gcs")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = http_server(tmp_path_factory.mktemp("http")).start()
-    yield server
-    server.stop()
+s3_server = _server_fixture(seaweedfs, "seaweedfs")
+azure_server = _server_fixture(azurite, "azurite")
+gcs_server = _server_fixture(fake_gcs, "fake-gcs")
+web_server = _server_fixture(http_server, "http")
 
 
 @pytest.fixture(autouse=True)

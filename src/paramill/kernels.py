@@ -132,11 +132,11 @@ async def launch_kernel(
     if transport == "ipc" and not supports_ipc(kernel_name):
         transport = "tcp"
     kwargs: dict[str, Any] = {"kernel_name": kernel_name, "transport": transport}
-    name = uuid.uuid4().hex[:12]
+    folder, name = ipc_dir(), uuid.uuid4().hex[:12]
     # in the private folder, so a driver killed outright leaves nothing the next one misses
-    kwargs["connection_file"] = os.path.join(ipc_dir(), f"kernel-{name}.json")
+    kwargs["connection_file"] = os.path.join(folder, f"kernel-{name}.json")
     if transport == "ipc":
-        kwargs["ip"] = os.path.join(ipc_dir(), name)
+        kwargs["ip"] = os.path.join(folder, name)
     km = AsyncKernelManager(**kwargs)
     kernel_env = dict(os.environ)
     kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
