@@ -358,7 +358,7 @@ def sweep(
             client=client,
             scheduler=scheduler,
             fail_fast=fail_fast,
-            preload=_preload_list(specs, run_options, preload),
+            preload=_preload_list(first_notebook(specs, run_options), run_options, preload),
             warm=warm,
             keep_notebooks=keep_notebooks,
             events=events,
@@ -387,12 +387,9 @@ def first_notebook(specs: Sequence[RunSpec], run_options: Mapping[str, Any]) -> 
         return None  # every run will report it
 
 
-def _preload_list(
-    specs: Sequence[RunSpec], run_options: Mapping[str, Any], preload: Any
-) -> list[str]:
+def _preload_list(nb: Any, run_options: Mapping[str, Any], preload: Any) -> list[str]:
     if preload is False:
         return []
-    nb = first_notebook(specs, run_options)
     if nb is None or _language(nb, run_options) != "python":
         return []
     return [*template_imports(nb), *(preload if isinstance(preload, Iterable) else ())]
@@ -449,9 +446,10 @@ def _run_local(
     # two ready kernels per worker: with one, a worker waits for its next kernel to boot
     # (measured on 2 cores: 9 -> 12 trivial runs/s; three per worker was slower again)
     size = min(2 * workers, len(specs)) if pooled else 0
+    nb = first_notebook(specs, run_options) if pooled else None  # its kernel and imports
     with KernelPool(
         size,
-        preload=_preload_list(specs, run_options, preload) if pooled else (),
+        preload=_preload_list(nb, run_options, preload) if pooled else (),
         limit=len(specs),
         start_timeout=run_options.get("start_timeout", 60),
         fork_server=enabled(fork_server, default=True),
@@ -460,9 +458,8 @@ def _run_local(
         threads = ThreadPoolExecutor(workers, thread_name_prefix="paramill-sweep")
         futures: dict[Future, int] = {}
         try:
-            if pooled:
-                nb = first_notebook(specs, run_options)
-                kernel = kernel_for(nb, run_options) if nb is not None else None
+            if nb is not None:
+                kernel = kernel_for(nb, run_options)
                 if kernel:
                     pool.warm(kernel, cwd=run_options.get("cwd"))
             for spec in specs:
