@@ -8,6 +8,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 _ipc_dir: str | None = None
 _ipc_dir_pid: int | None = None
 _ipc_lock: int | None = None  # fd of the folder's lock file, held (flock) while we live
+_ipc_guard = threading.Lock()  # kernels start from several threads (sweeps, pools)
 
 #: the lock file in an IPC folder: its owner holds an exclusive flock on it for its lifetime
 IPC_LOCK = "owner.lock"
@@ -44,12 +46,14 @@ def ipc_dir() -> str:
     Under the temp dir unless its path is too long for a socket name (a deep TMPDIR), then /tmp.
     """
     global _ipc_dir, _ipc_dir_pid, _ipc_lock
-    if _ipc_dir is None or _ipc_dir_pid != os.getpid() or not os.path.isdir(_ipc_dir):
+    with _ipc_guard:
+        if _ipc_dir is not None and _ipc_dir_pid == os.getpid() and os.path.isdir(_ipc_dir):
+            return _ipc_dir
         base = tempfile.gettempdir()
         if len(os.fsencode(base)) + len("/paramill-ipc-4194304-12345678") > _SOCKET_PATH_MAX:
             base = "/tmp"
         _remove_abandoned(base)
-        if _ipc_lock is not None:  # a folder removed under us, or one a forked parent holds
+        if _ipc_lock is not None:  # our folder was removed under us
             os.close(_ipc_lock)
             _ipc_lock = None
         folder = tempfile.mkdtemp(prefix=f"paramill-ipc-{os.getpid()}-", dir=base)
@@ -59,18 +63,20 @@ def ipc_dir() -> str:
         os.rename(name, os.path.join(folder, IPC_LOCK))
         _ipc_dir, _ipc_dir_pid, _ipc_lock = folder, os.getpid(), fd
         atexit.register(shutil.rmtree, folder, True)
-    return _ipc_dir
+        return folder
 
 
-def _forget_lock_in_child() -> None:
-    """A forked child does not keep its parent's folder alive (the parent's lock stays)."""
-    global _ipc_lock
+def _after_fork_in_child() -> None:
+    """A forked child makes its own folder and does not keep its parent's alive (the
+    parent's lock stays: it still has the file open)."""
+    global _ipc_lock, _ipc_guard
+    _ipc_guard = threading.Lock()
     if _ipc_lock is not None:
         os.close(_ipc_lock)
         _ipc_lock = None
 
 
-os.register_at_fork(after_in_child=_forget_lock_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _remove_abandoned(base: str) -> None:

@@ -238,7 +238,8 @@ class NotebookOperator(BaseOperator):
         where = result.output_path or "(not saved)"
         if result.error is not None:
             error = result.error
-            self.log.error("Notebook %s %s: %s", input_nb, error.status, error.message)
+            shown = result.input_path or "NotebookNode object"  # no credentials in the log
+            self.log.error("Notebook %s %s: %s", shown, error.status, error.message)
             if error.cell_index is not None:
                 self.log.error(
                     "Failing cell: index %s, ename %s, evalue %s",
