@@ -24,7 +24,8 @@ Exit codes:
   1    a cell raised an exception
   2    command-line usage error
   3    the input notebook cannot be read or is not a valid notebook
-  4    bad parameters (malformed, unknown with --strict, wrong type, not representable)
+  4    bad parameters (malformed, unknown with --strict, wrong type, not representable,
+       a value that would move a templated path)
   5    kernel not installed or failed to start
   6    storage error (missing file, unreachable store, missing extra)
   7    a cell exceeded --execution-timeout

@@ -261,9 +261,11 @@ def read_notebook(path: Any, storage_options: dict[str, Any] | None = None) -> O
     import os
 
     from .execute import read_notebook_source
+    from .storage import display_url
 
     nb = read_notebook_source(path, storage_options)
-    return OutputNotebook(nb, os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
+    shown = display_url(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else None
+    return OutputNotebook(nb, shown)
 
 
 def read_records(path: Any, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:

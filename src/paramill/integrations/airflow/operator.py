@@ -65,9 +65,12 @@ def _is_templated(path: Any) -> bool:
 
 
 def output_uri(path: str) -> str:
-    """The Asset URI of an output location: URLs as they are, local paths as file:// URIs."""
+    """The Asset URI of an output location: URLs without credentials (user-info, a SAS query),
+    local paths as file:// URIs."""
+    from paramill.storage import display_url
+
     if "://" in path:
-        return path
+        return display_url(path)
     return "file://" + os.path.abspath(path)
 
 
