@@ -216,6 +216,16 @@ class ScalaTranslator(_Translator):
     def render_secret(self, env_var: str) -> str:
         return f"sys.env({self.render(env_var)})"
 
+    def forget_secret(self, env_var: str) -> str:
+        # the JVM copies its environment at start and gives child processes (ProcessBuilder,
+        # sys.process) that copy: the variable goes from it (Spark opens java.lang to reflection)
+        return (
+            "locally { scala.util.Try { val f = Class.forName(\"java.lang.ProcessEnvironment\")"
+            '.getDeclaredField("theEnvironment"); f.setAccessible(true); '
+            "f.get(null).asInstanceOf[java.util.Map[AnyRef, AnyRef]].keySet"
+            f".removeIf(k => k.toString == {self.render(env_var)}) }}; () }}"
+        )
+
     def assign(self, name: str, rendered: str) -> str:
         return f"val {name} = {rendered}"
 
@@ -260,6 +270,9 @@ class MatlabTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"getenv('{env_var}')"
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"setenv('{env_var}', '');"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"{name} = {rendered};"
@@ -313,6 +326,9 @@ class OctaveTranslator(MatlabTranslator):
         "endfunction endswitch end_unwind_protect".split()
     )
     _ERROR_LINE = re.compile(r"^error: (.*?)\r?$", re.MULTILINE)
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"unsetenv('{env_var}');"
 
     def render_none(self, name: str) -> str:
         return "[]"
@@ -376,6 +392,9 @@ class CSharpTranslator(_Translator):
     def render_secret(self, env_var: str) -> str:
         return f"System.Environment.GetEnvironmentVariable({self.render(env_var)})"
 
+    def forget_secret(self, env_var: str) -> str:
+        return f"System.Environment.SetEnvironmentVariable({self.render(env_var)}, null);"
+
     def assign(self, name: str, rendered: str) -> str:
         return f"var {name} = {rendered};"
 
@@ -425,6 +444,9 @@ class FSharpTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"System.Environment.GetEnvironmentVariable({self.render(env_var)})"
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"System.Environment.SetEnvironmentVariable({self.render(env_var)}, null)"
 
     def comment(self, text: str) -> str:
         return f"(* {text.strip()} *)"
@@ -488,6 +510,9 @@ class PowerShellTranslator(_Translator):
     def render_secret(self, env_var: str) -> str:
         return f"[Environment]::GetEnvironmentVariable({self.render(env_var)})"
 
+    def forget_secret(self, env_var: str) -> str:
+        return f"[Environment]::SetEnvironmentVariable({self.render(env_var)}, $Null)"
+
     def assign(self, name: str, rendered: str) -> str:
         return f"${name} = {rendered}"
 
@@ -541,6 +566,9 @@ class BashTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f'"${{{env_var}}}"'
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"unset -v {env_var}"
 
     def assign(self, name: str, rendered: str) -> str:
         if rendered.startswith("("):  # an array over a scalar (or vice versa) must start afresh
@@ -626,6 +654,9 @@ class JavaScriptTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"process.env[{self.render(env_var)}]"
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"void delete process.env[{self.render(env_var)}];"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"{self.declaration} {name} = {rendered};"
