@@ -202,6 +202,39 @@ class JuliaTranslator(_Translator):
 
 
 # -- Scala ---------------------------------------------------------------------------------------
+# The JVM has no unsetenv. Its own copy of the environment (System.getenv, a ProcessBuilder's
+# environment()) loses the variable by reflection (Spark opens java.lang to it); a child started
+# without touching environment() gets the process's native environment, where the variable's
+# bytes are overwritten in place through /proc/self/mem (the block /proc/self/stat locates).
+_SCALA_FORGET = """locally {
+  val n = {NAME}
+  scala.util.Try {
+    val f = Class.forName("java.lang.ProcessEnvironment").getDeclaredField("theEnvironment")
+    f.setAccessible(true)
+    f.get(null).asInstanceOf[java.util.Map[AnyRef, AnyRef]].keySet.removeIf(_.toString == n)
+  }
+  scala.util.Try {
+    val stat = scala.io.Source.fromFile("/proc/self/stat").mkString
+    val fields = stat.substring(stat.lastIndexOf(')') + 2).split(' ')
+    val (start, end) = (fields(47).toLong, fields(48).toLong)
+    val mem = new java.io.RandomAccessFile("/proc/self/mem", "rw")
+    try {
+      val block = new Array[Byte]((end - start).toInt)
+      mem.seek(start)
+      mem.readFully(block)
+      val key = (n + "=").getBytes("UTF-8")
+      for (i <- 0 to block.length - key.length
+           if (i == 0 || block(i - 1) == 0) && block.slice(i, i + key.length).sameElements(key)) {
+        val stop = block.indexOf(0.toByte, i) match { case -1 => block.length; case k => k }
+        val equals = key.length - 10  // PARAMILL_________=______: neither name nor value
+        mem.seek(start + i + 9)
+        mem.write(Array.tabulate(stop - i - 9)(k => (if (k == equals) '=' else '_').toByte))
+      }
+    } finally mem.close()
+  }
+  ()
+}"""
+
 class ScalaTranslator(_Translator):
     """Scala (Apache Toree, sparkmagic's sparkkernel)."""
 
@@ -217,14 +250,7 @@ class ScalaTranslator(_Translator):
         return f"sys.env({self.render(env_var)})"
 
     def forget_secret(self, env_var: str) -> str:
-        # the JVM copies its environment at start and gives child processes (ProcessBuilder,
-        # sys.process) that copy: the variable goes from it (Spark opens java.lang to reflection)
-        return (
-            "locally { scala.util.Try { val f = Class.forName(\"java.lang.ProcessEnvironment\")"
-            '.getDeclaredField("theEnvironment"); f.setAccessible(true); '
-            "f.get(null).asInstanceOf[java.util.Map[AnyRef, AnyRef]].keySet"
-            f".removeIf(k => k.toString == {self.render(env_var)}) }}; () }}"
-        )
+        return _SCALA_FORGET.replace("{NAME}", self.render(env_var))
 
     def assign(self, name: str, rendered: str) -> str:
         return f"val {name} = {rendered}"
