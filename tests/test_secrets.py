@@ -128,8 +128,8 @@ def test_bad_secrets_are_parameter_errors(write_nb, tmp_path: Path) -> None:
     assert unset.returncode == 4 and "PARAMILL_NOT_SET_VAR is not set" in unset.stderr
     malformed = run_cli(source, tmp_path / "o.ipynb", "--secret-env", "key")
     assert malformed.returncode == 4 and "NAME=ENVVAR" in malformed.stderr
-    bad_name = run_cli(source, tmp_path / "o.ipynb", "-s", "not a name", "v")
-    assert bad_name.returncode == 4
+    bad_name = run_cli(source, tmp_path / "o.ipynb", "-s", "not a name", "v-long")
+    assert bad_name.returncode == 4 and "not a valid Python identifier" in bad_name.stderr
     assert not (tmp_path / "o.ipynb").exists()
     with pytest.raises(ParameterError, match="must be a string"):
         check_secrets({"k": 3}, {})

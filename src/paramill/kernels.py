@@ -1,4 +1,5 @@
-"""How a kernel is obtained and let go: start (IPC transport, no port race), fast shutdown."""
+"""How a kernel is obtained and let go: start (IPC transport, no port race), its own stdout and
+stderr (read through pipes, scrubbed, logged), fast shutdown."""
 
 from __future__ import annotations
 
