@@ -223,6 +223,9 @@ class StreamScrubber:
         self._held = ""
 
     def feed(self, text: str) -> str:
+        if self._lines and "\n" not in text and len(self._held) + len(text) <= self._LINE_LIMIT:
+            self._held += text  # no line ends here: nothing new to send (a progress bar's \r)
+            return ""
         text = self._held + text
         # a match starting before `limit` has its longest possible form in `text`: decidable
         limit = len(text) - self._keep
