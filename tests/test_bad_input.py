@@ -250,3 +250,78 @@ def test_huge_notebook_runs(run_cli, tmp_path):
     assert printed == ["7\n"] * 50
     assert digest(src) == before
     print(f"huge notebook ({size / 1e6:.0f} MB): {took:.1f} s")
+
+
+# -- parameter values filled into path templates ---------------------------------------------------
+ESCAPES = {
+    "two folders up": (["out/{name}.ipynb", "-p", "name", "../../x"], "'name'"),
+    "an absolute path": (["out/{name}.ipynb", "-p", "name", "@TMP@/escaped"], "'name'"),
+    "a URL": (["out/{name}.ipynb", "-p", "name", "s3://bucket/x"], "'name'"),
+    "a value with a format spec": (["out/{n:>4}.ipynb", "-p", "n", "./.."], "'n'"),
+    "a key of a mapping": (["out/{d[k]}.ipynb", "-y", "d: {k: ..}"], "'d'"),
+    "two values making '..'": (["out/{a}{b}/x.ipynb", "-p", "a", ".", "-p", "b", "."], "'a'"),
+    "an empty leading value": (["{a}/x.ipynb", "-r", "a", ""], "'a'"),
+    "a value making a scheme": (["{p}//bucket/x.ipynb", "-r", "p", "s3:"], "'p'"),
+    "the output is the input": (["{name}.ipynb", "-p", "name", "in"], "is the input notebook"),
+    "the HTML report": (["o.ipynb", "--html", "r/{name}.html", "-p", "name", ".."], "'name'"),
+    "the HTML report is the input": (
+        ["o.ipynb", "--html", "{name}.ipynb", "-p", "name", "in"],
+        "is the input notebook",
+    ),
+    "the run record": (["o.ipynb", "--run-record", "{name}.json", "-p", "name", "../r"], "'name'"),
+    "the run record is the input": (
+        ["o.ipynb", "--run-record", "{name}.ipynb", "-p", "name", "in"],
+        "is the input notebook",
+    ),
+}
+
+
+def marker_kernel(sandbox: Sandbox, marker: Path) -> str:  # noqa: F811
+    """A python kernel that leaves ``marker`` behind when it is launched."""
+    import sys
+
+    code = (
+        f"open({str(marker)!r}, 'w').close(); "
+        "from ipykernel.kernelapp import launch_new_instance; launch_new_instance()"
+    )
+    sandbox.add_kernelspec("marker", [sys.executable, "-c", code, "-f", "{connection_file}"])
+    return "marker"
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(ESCAPES))
+def test_parameter_values_cannot_move_a_templated_path(run_cli, sandbox, tmp_path, case):  # noqa: F811
+    """A value filled into an output, HTML or run-record path stays one name in the template's
+    folder: a separator, '..', a URL scheme, an empty or '.' path part, or a path that is the
+    input notebook is refused with exit 4, naming the parameter, before any kernel starts;
+    nothing is written anywhere."""
+    args, words = ESCAPES[case]
+    args = [arg.replace("@TMP@", str(tmp_path)) for arg in args]
+    marker = tmp_path / "kernel-started"
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    nbformat.write(make_notebook(["1"], marker_kernel(sandbox, marker)), work / "in.ipynb")
+    before = files_under(tmp_path)
+    proc = run_cli("in.ipynb", *args, cwd=work)
+    check_one_line_failure(proc, 4, words)
+    assert "--allow-path-values" in proc.stderr or "input notebook" in proc.stderr
+    assert files_under(tmp_path) == before  # the input untouched, nothing written
+    assert not marker.exists()
+
+
+def test_allow_path_values_keeps_folder_templates(run_cli, tmp_path):
+    """--allow-path-values: values may name folders (papermill's behaviour); a literal output
+    path equal to the input is papermill's in-place run and still works."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    (work / "in.ipynb").write_text(VALID_TEXT)
+    args = ("in.ipynb", "out/{name}.ipynb", "-p", "name", "../../x")
+    proc = run_cli(*args, "--allow-path-values", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert read_nb(tmp_path / "a" / "x.ipynb").metadata.papermill.parameters == {"name": "../../x"}
+    proc = run_cli("in.ipynb", "in.ipynb", "-p", "a", "5", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert read_nb(work / "in.ipynb").cells[-1].outputs[0]["text"] == "5\n"

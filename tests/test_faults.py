@@ -204,6 +204,60 @@ def test_files_of_a_driver_killed_outright_are_removed_by_the_next_run(sandbox, 
     sandbox.assert_clean()
 
 
+def test_a_live_folder_in_another_pid_namespace_is_left_alone(sandbox, tmp_path):  # noqa: F811
+    """A run in another PID namespace (a container sharing /tmp) names its folder after a PID
+    that does not exist here. Its folder stays while its owner holds the folder's lock, and goes
+    with the next run once the owner has exited. A folder of an older paramill (no lock file)
+    stays unless its PID is gone here and it has not changed for a week."""
+    import subprocess
+    import sys
+
+    from paramill.kernels import IPC_LOCK, LEGACY_MAX_AGE
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a PID that no process here has (any more)
+    assert not os.path.exists(f"/proc/{gone.pid}")
+    foreign = sandbox.tmp / f"paramill-ipc-{gone.pid}-container"
+    foreign.mkdir()
+    (foreign / "kernel-abc.json").write_text("{}")
+    (foreign / IPC_LOCK).touch()
+    holder = subprocess.Popen(  # the container's paramill: holds the lock, as ipc_dir does
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            f"fd = os.open({str(foreign / IPC_LOCK)!r}, os.O_RDWR)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "locked\n"
+    recent, old = (sandbox.tmp / f"paramill-ipc-{gone.pid}-{n}" for n in ("recent", "old"))
+    for legacy in (recent, old):
+        legacy.mkdir()
+        (legacy / "kernel-def.json").write_text("{}")
+    week_ago = time.time() - LEGACY_MAX_AGE - 60
+    os.utime(old, (week_ago, week_ago))
+    try:
+        quick = write(tmp_path / "quick.ipynb", ["1"])
+        first = start_cli(sandbox, quick, tmp_path / "q1.ipynb")
+        assert first.wait(60) == 0, first.communicate()
+        assert (foreign / "kernel-abc.json").exists()  # its owner lives
+        assert (recent / "kernel-def.json").exists()  # no lock, and not old enough to judge
+        assert not old.exists()
+    finally:
+        holder.communicate("", timeout=10)  # the owner exits: its lock is released
+    again = start_cli(sandbox, quick, tmp_path / "q2.ipynb")
+    assert again.wait(60) == 0, again.communicate()
+    assert not foreign.exists()
+    assert recent.exists()
+    sandbox.assert_clean([])
+
+
 def wait_orphan_exit(pid: int) -> None:
     wait_for(
         lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid),

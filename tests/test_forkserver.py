@@ -18,7 +18,7 @@ import pytest
 
 import paramill
 from paramill import forkserver
-from paramill.kernels import ipc_dir, start_kernel, stop_kernel
+from paramill.kernels import IPC_LOCK, ipc_dir, start_kernel, stop_kernel
 
 from .conftest import PARAMILL, make_notebook, processes_with_env, run_cli
 from .test_pool import alive, wait_dead
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(autouse=True)
 def no_servers_left():
     yield
-    assert os.listdir(ipc_dir()) == []  # every kernel's sockets were removed
+    assert os.listdir(ipc_dir()) == [IPC_LOCK]  # every kernel's sockets were removed
     servers = list(forkserver._servers.values())
     forkserver.close_servers()
     for server in servers:
@@ -87,7 +87,7 @@ def test_forked_kernel_is_ready_fast_and_is_a_fresh_child_of_the_server():
         assert statistics.median(times) < 1.0
 
     run_async(main())
-    assert os.listdir(ipc_dir()) == []
+    assert os.listdir(ipc_dir()) == [IPC_LOCK]
 
 
 def test_runs_share_no_state():

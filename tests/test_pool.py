@@ -35,7 +35,7 @@ def wait_dead(pids, seconds: float = 10) -> list[int]:
 
 
 def ipc_files() -> list[str]:
-    return os.listdir(kernels.ipc_dir())
+    return [name for name in os.listdir(kernels.ipc_dir()) if name != kernels.IPC_LOCK]
 
 
 @pytest.fixture

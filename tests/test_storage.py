@@ -472,6 +472,100 @@ def test_http_output_is_put(web_server: Server) -> None:
     assert saved == nbformat.writes(nb) + "\n"
 
 
+def test_credentials_in_urls_are_never_shown(web_server: Server, tmp_path: Path) -> None:
+    """user:password@ and a query token (a SAS signature) in a URL are used to read, and
+    appear in no log line, output metadata, run record, error message (a 404 included) or
+    sweep summary."""
+    user, token = "PaSsWoRd17", "SeCrEtSiG42"
+    host = web_server.url.removeprefix("http://")
+    name = unique("nb") + ".ipynb"
+    (web_server.data_dir / name).write_bytes(nb_bytes())
+    (web_server.data_dir / "p.yaml").write_text("x: 5\n")
+
+    def url(path: str) -> str:
+        return f"http://reader:{user}@{host}/{path}?sv=2024-01-01&sig={token}"
+
+    def shown(*texts: str) -> str:
+        text = "\n".join(texts)
+        assert user not in text and token not in text and "sv=2024" not in text, text
+        return text
+
+    env = store_free_env()
+    record = tmp_path / "run.json"
+    done = cli(
+        url(name),
+        "out.ipynb",
+        "-f",
+        url("p.yaml"),
+        "--inject-paths",
+        "--log-output",
+        "--html",
+        "report.html",
+        "--run-record",
+        record,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    out = (tmp_path / "out.ipynb").read_text()
+    shown(done.stdout, done.stderr, out, record.read_text(), (tmp_path / "report.html").read_text())
+    assert f"Input Notebook:  http://{host}/{name}\n" in done.stderr
+    nb = nbformat.reads(out, as_version=4)
+    assert nb.metadata.papermill.input_path == f"http://{host}/{name}"
+    assert nb.metadata.papermill.parameters["x"] == 5  # the parameters file was read with them
+    assert json.loads(record.read_text())["input_path"] == f"http://{host}/{name}"
+    missing = url("missing-" + name)
+    done = cli(missing, "out2.ipynb", "--run-record", record, env=env, cwd=tmp_path)
+    assert done.returncode == 6
+    assert shown(done.stderr).strip().splitlines()[-1] == (
+        f"paramill: error: http://{host}/missing-{name}: not found (HTTP 404 Not Found)"
+    )
+    shown(record.read_text())
+    done = cli(url(name), "out3.ipynb", "-f", url("missing.yaml"), env=env, cwd=tmp_path)
+    assert done.returncode == 4 and f"http://{host}/missing.yaml: not found" in shown(done.stderr)
+    summary = tmp_path / "summary.csv"
+    done = cli(
+        "sweep",
+        missing,
+        "o_{x}.ipynb",
+        "--grid",
+        "x=1,2",
+        "--summary",
+        summary,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 6 and "not found" in shown(done.stdout, done.stderr)
+    assert "not found" in shown(summary.read_text())
+    result = run(url(name), None, {"x": 1})
+    assert result.ok and result.input_path == f"http://{host}/{name}"
+
+
+def test_display_url_strips_credentials_and_keeps_the_location() -> None:
+    blob, adls = (
+        "abs://acct.blob.core.windows.net/c/nb.ipynb",
+        "abfs://c@acct.dfs.core.windows.net/n",
+    )
+    cases = {
+        f"{blob}?sv=2024-01-01&ss=b&sig=abc%3D": blob,
+        "az://c/dir/nb.ipynb?sv=1&sig=abc": "az://c/dir/nb.ipynb",
+        adls: adls,  # container@account, not user-info
+        "https://u:p@h:8080/nb.ipynb?token=t#frag": "https://h:8080/nb.ipynb",
+        "https://ghp_token@github.com/o/r/blob/main/nb.ipynb": "https://github.com/o/r/blob/main/nb.ipynb",
+        "s3://key:secret@bucket/nb.ipynb": "s3://bucket/nb.ipynb",
+        "simplecache::https://u:p@h/nb.ipynb?x=1": "simplecache::https://h/nb.ipynb",
+        "out/odd?name.ipynb": "out/odd?name.ipynb",
+        "-": "-",
+    }
+    for url, expected in cases.items():
+        assert storage.display_url(url) == expected
+    assert storage.display_url(None) is None
+    text = "ClientResponseError: 404, url='https://u:p@h/nb.ipynb?sig=x' (see https://h/a?b)"
+    assert storage.display_urls(text) == (
+        "ClientResponseError: 404, url='https://h/nb.ipynb' (see https://h/a)"
+    )
+
+
 def hits(server: Server, name: str) -> int:
     import urllib.request
 

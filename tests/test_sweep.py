@@ -94,6 +94,30 @@ def test_output_clash_is_rejected_before_anything_runs(report, tmp_path):
     assert not (tmp_path / "same.ipynb").exists()
 
 
+def test_grid_values_cannot_move_an_output_or_overwrite_an_input(report, tmp_path):
+    """A grid value filled into the output template stays one name in its folder, and no run
+    writes over an input notebook: refused before anything runs, naming the parameter."""
+    out = str(tmp_path / "out" / "r_{region}.ipynb")
+    for bad in ("../../x", "/abs", "s3://bucket/x", "..", "a\\b"):
+        with pytest.raises(ParameterError, match="parameter 'region' in the path"):
+            plan_runs(report, out, expand_grid({"region": ["north", bad]}))
+    with pytest.raises(ParameterError, match="is the input notebook"):
+        plan_runs(report, str(tmp_path / "{name}.ipynb"), [{"name": "x"}, {"name": "report"}])
+    with pytest.raises(ParameterError, match="is the input notebook"):  # another run's input
+        plan_runs(
+            str(tmp_path / "{a}.ipynb"),
+            str(tmp_path / "{b}.ipynb"),
+            [{"a": "p", "b": "q"}, {"a": "q", "b": "r"}],
+        )
+    with pytest.raises(ParameterError, match="parameter 'region'"):
+        paramill.sweep(report, out, {"region": ["../escaped"]})
+    assert not (tmp_path / "escaped.ipynb").exists() and not (tmp_path / "out").exists()
+    specs = plan_runs(report, out, [{"region": "../x"}], allow_path_values=True)
+    assert specs[0].output_path == str(tmp_path / "out" / "r_../x.ipynb")
+    [spec] = plan_runs(report, str(report), [{}])  # literal paths: a run in place, as papermill
+    assert spec.output_path == str(report)
+
+
 def test_template_imports_are_found_through_magics():
     nb = make_notebook(
         [
@@ -277,6 +301,17 @@ def test_cli_sweep_csv_and_clash(report, tmp_path):
     assert lines[1].startswith("1,a,completed,")
     clash = run_cli("sweep", report, tmp_path / "same.ipynb", "--grid", "region=a,b")
     assert clash.returncode == 4 and "for two runs" in clash.stderr
+
+
+def test_cli_sweep_refuses_path_values_unless_allowed(report, tmp_path):
+    args = ["sweep", report, tmp_path / "out" / "{region}" / "r.ipynb", "--grid"]
+    proc = run_cli(*args, "region=north,..")
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("paramill: error: parameter 'region'")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.ipynb").exists()
+    proc = run_cli(*args, "region=north,..", "--allow-path-values", "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out" / "north" / "r.ipynb").exists() and (tmp_path / "r.ipynb").exists()
 
 
 def test_cli_sweep_interrupted_leaves_no_kernels(tmp_path):

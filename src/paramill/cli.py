@@ -24,7 +24,8 @@ Exit codes:
   1    a cell raised an exception
   2    command-line usage error
   3    the input notebook cannot be read or is not a valid notebook
-  4    bad parameters (malformed, unknown with --strict, wrong type, not representable)
+  4    bad parameters (malformed, unknown with --strict, wrong type, not representable,
+       a value that would move a templated path)
   5    kernel not installed or failed to start
   6    storage error (missing file, unreachable store, missing extra)
   7    a cell exceeded --execution-timeout
@@ -257,6 +258,12 @@ def _setup_logging(level: str) -> None:
     help="Leave timestamps and durations out of the output notebook, so that two runs of "
     "the same notebook give identical files.",
 )
+@click.option(
+    "--allow-path-values",
+    is_flag=True,
+    help="Let parameter values filled into path templates ({name}) hold folders ('/', '..') "
+    "and URL schemes. Without it such a value is an error (exit 4).",
+)
 def run_command(
     notebook_path: str | None,
     output_path: str | None,
@@ -295,6 +302,7 @@ def run_command(
     allow_short_secrets: bool,
     run_record: str | None,
     deterministic: bool,
+    allow_path_values: bool,
 ) -> None:
     """Run NOTEBOOK_PATH with parameters and write the executed notebook to OUTPUT_PATH.
 
@@ -322,14 +330,17 @@ def run_command(
     from .parameters import resolve
 
     storage_options = params = secrets = None
+    record_refused = False
     try:
         secrets = _secrets(secret, secret_env, secret_file)
         storage_options = _parse_storage_options(storage_option)
-        injected = {}
+        from .storage import display_url
+
+        injected = {}  # written into the notebook: URLs without their credentials
         if inject_input_path or inject_paths:
-            injected["PAPERMILL_INPUT_PATH"] = notebook_path
+            injected["PAPERMILL_INPUT_PATH"] = display_url(notebook_path)
         if inject_output_path or inject_paths:
-            injected["PAPERMILL_OUTPUT_PATH"] = output_path
+            injected["PAPERMILL_OUTPUT_PATH"] = display_url(output_path)
         params = resolve(
             injected=injected,
             base64s=parameters_base64,
@@ -341,8 +352,15 @@ def run_command(
         )
         if help_notebook:
             sys.exit(
-                _help_notebook(ctx, notebook_path, params, kernel, language, storage_options)
+                _help_notebook(
+                    ctx, notebook_path, params, kernel, language, storage_options,
+                    allow_path_values,
+                )
             )
+        if run_record:  # a value it cannot take stops the run before the kernel starts
+            record_refused = True
+            _record_path(run_record, notebook_path, params, allow_path_values)
+            record_refused = False
 
         from .execute import run
 
@@ -371,16 +389,20 @@ def run_command(
             secrets=secrets,
             allow_short_secrets=allow_short_secrets,
             deterministic=deterministic,
+            allow_path_values=allow_path_values,
             **({"allow_errors": True} if allow_errors else {}),
         )
     except ParamillError as exc:
-        if run_record:
+        if run_record and not record_refused:
             from .records import error_run_record
 
             record = error_run_record(
                 exc, input_path=notebook_path, output_path=output_path, parameters=params
             )
-            _write_run_record(run_record, record, params, secrets, storage_options)
+            _write_run_record(
+                run_record, record, notebook_path, params, secrets, storage_options,
+                allow_path_values,
+            )
         fail(exc)
     except KeyboardInterrupt:  # before or after the kernel ran: nothing to save
         click.echo("paramill: error: interrupted", err=True)
@@ -394,12 +416,30 @@ def run_command(
     record_failed = 0
     if run_record:
         record_failed = _write_run_record(
-            run_record, result.to_record(), params, secrets, storage_options
+            run_record, result.to_record(), notebook_path, params, secrets, storage_options,
+            allow_path_values,
         )
     if result.error is not None:
         fail(result.error, result.output_path)
     if record_failed:
         sys.exit(record_failed)
+
+
+def _record_path(
+    path: str, notebook_path: str, params: dict[str, Any] | None, allow_path_values: bool
+) -> str:
+    """The ``--run-record`` path, its ``{name}`` fields filled like the output path's; never
+    the input notebook."""
+    from .execute import path_parameters, refuse_overwriting_input, template_path
+
+    values = path_parameters(params or {})
+    filled = template_path(path, values, allow_path_values=allow_path_values)
+    try:
+        source = template_path(notebook_path, values, allow_path_values=allow_path_values)
+    except ParamillError:
+        return filled  # the run reports what is wrong with the input path
+    refuse_overwriting_input(source, filled, "the run record")
+    return filled
 
 
 def _secrets(secret: tuple, secret_env: tuple[str, ...], secret_file: tuple[str, ...]) -> dict:
@@ -416,17 +456,18 @@ def _secrets(secret: tuple, secret_env: tuple[str, ...], secret_file: tuple[str,
 def _write_run_record(
     path: str,
     record: dict[str, Any],
+    notebook_path: str,
     params: dict[str, Any] | None,
     secrets: dict[str, str] | None,
     storage_options: dict[str, Any] | None,
+    allow_path_values: bool,
 ) -> int:
-    """``--run-record``: the path may use ``{name}`` fields like the output path. Returns the
-    exit code of a failed write (0 when written)."""
-    from .execute import path_parameters, template_path
+    """``--run-record``: write the record. Returns the exit code of a failed write (0 when
+    written)."""
     from .records import write_run_record
 
     try:
-        path = template_path(path, path_parameters(params or {}))
+        path = _record_path(path, notebook_path, params, allow_path_values)
         write_run_record(path, record, storage_options, secrets=list((secrets or {}).values()))
     except ParamillError as exc:
         click.echo(f"paramill: error: the run record was not written: {exc.message}", err=True)
@@ -469,12 +510,15 @@ def _help_notebook(
     kernel: str | None,
     language: str | None,
     storage_options: dict[str, Any] | None = None,
+    allow_path_values: bool = False,
 ) -> int:
     from .execute import declared_parameters, path_parameters, read_notebook_source, template_path
+    from .storage import display_url
 
-    nb = read_notebook_source(template_path(path, path_parameters(params)), storage_options)
+    source = template_path(path, path_parameters(params), allow_path_values=allow_path_values)
+    nb = read_notebook_source(source, storage_options)
     click.echo(f"Usage: {ctx.find_root().info_name} [OPTIONS] NOTEBOOK_PATH [OUTPUT_PATH]")
-    click.echo(f"\nParameters inferred for notebook '{path}':")
+    click.echo(f"\nParameters inferred for notebook '{display_url(path)}':")
     try:
         declared = declared_parameters(nb, kernel_name=kernel, language=language)
     except NotImplementedError as exc:
@@ -526,7 +570,9 @@ def records_command(notebook_path: str, as_json: bool, storage_option: tuple[str
         click.echo(json.dumps(data, indent=1, ensure_ascii=False))
         return
     if not found:
-        click.echo(f"{notebook_path}: no records", err=True)
+        from .storage import display_url
+
+        click.echo(f"{display_url(notebook_path)}: no records", err=True)
         return
     rows = [(name, rec.encoder, rec.summary()) for name, rec in found.items()]
     widths = [max(len(row[i]) for row in [("name", "kind", "value"), *rows]) for i in (0, 1)]
@@ -557,6 +603,7 @@ share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1
     "engine", "kernel", "language", "cwd", "log_output", "log_level", "start_timeout",
     "execution_timeout", "run_timeout", "report_mode", "strict", "storage_option",
     "allow_errors", "secret", "secret_env", "secret_file", "allow_short_secrets",
+    "allow_path_values",
 )
 @main.command(
     "sweep", context_settings={"help_option_names": ["-h", "--help"]}, epilog=SWEEP_EXIT_CODES

@@ -26,6 +26,7 @@ from .errors import (
     KernelError,
     MissingParameterError,
     OutputError,
+    ParameterError,
     RunCancelledError,
     StorageError,
     UnsupportedLanguageError,
@@ -59,6 +60,12 @@ class RunResult:
     records: dict[str, Any] = field(default_factory=dict)
     html_output: str | None = None
 
+    def __post_init__(self) -> None:
+        # locations as shown and stored (run record, logs): URLs without credentials
+        self.input_path = storage.display_url(self.input_path)
+        self.output_path = storage.display_url(self.output_path)
+        self.html_output = storage.display_url(self.html_output)
+
     @property
     def ok(self) -> bool:
         return self.error is None
@@ -74,35 +81,116 @@ class RunResult:
             raise self.error
 
 
+class _Builtins(dict):
+    """papermill's ``pm`` values: made by paramill, so they may hold any path text."""
+
+
 def path_parameters(parameters: Mapping[str, Any] | None) -> dict[str, Any]:
     """papermill's ``pm`` builtins for path templates, overridable by user parameters."""
-    builtins = {
-        "pm": {
-            "run_uuid": str(uuid.uuid4()),
-            "current_datetime_local": datetime.datetime.now(),
-            "current_datetime_utc": datetime.datetime.now(datetime.timezone.utc),
-        }
+    builtins: dict[str, Any] = {
+        "pm": _Builtins(
+            run_uuid=str(uuid.uuid4()),
+            current_datetime_local=datetime.datetime.now(),
+            current_datetime_utc=datetime.datetime.now(datetime.timezone.utc),
+        )
     }
     builtins.update(parameters or {})
     return builtins
 
 
-def template_path(path: Any, parameters: Mapping[str, Any]) -> Any:
+def template_path(
+    path: Any, parameters: Mapping[str, Any], *, allow_path_values: bool = False
+) -> Any:
     """Fill ``{name}`` fields of a path from parameters.
 
     A name that is not a parameter is an error; a path whose braces are not a valid template
-    (a real ``{`` in a file name) is used as it is.
+    (a real ``{`` in a file name) is used as it is. A filled value stays one name in the
+    template's folder (see ``check_path_values``) unless ``allow_path_values``.
     """
     if not isinstance(path, str) or "{" not in path or is_notebook_text(path):
         return path
     try:
-        return path.format(**parameters)
+        filled = path.format(**parameters)
     except KeyError as exc:
         raise MissingParameterError(
-            f"path {path!r} uses {{{exc.args[0]}}}, which is not a parameter"
+            f"path {storage.display_url(path)!r} uses {{{exc.args[0]}}}, which is not a parameter"
         ) from None
     except (ValueError, IndexError, AttributeError, TypeError):
         return path
+    if not allow_path_values:
+        check_path_values(path, parameters)
+    return filled
+
+
+_SEPARATORS = {"/", "\\", os.sep, os.altsep or "/"}
+
+
+def check_path_values(template: str, parameters: Mapping[str, Any]) -> None:
+    """Refuse a parameter value that would move a templated path out of its place: a value may
+    not contain a path separator or ``..``, nor make (with its neighbours) a ``.``, ``..`` or
+    empty path component, an absolute path or a URL scheme. paramill's own ``pm`` values may."""
+    import re
+    import string
+
+    formatter = string.Formatter()
+    pieces: list[tuple[str, str | None]] = []  # the filled path: (text, parameter it came from)
+    for literal, key, spec, conversion in formatter.parse(template):
+        pieces.append((literal, None))
+        if key is None:
+            continue
+        value = formatter.convert_field(formatter.get_field(key, (), parameters)[0], conversion)
+        text = formatter.format_field(value, formatter.vformat(spec or "", (), parameters))
+        name = re.match(r"[^.\[]*", key)[0]  # type: ignore[index]
+        if name == "pm" and isinstance(parameters.get("pm"), _Builtins):
+            pieces.append((text, None))
+            continue
+        if ".." in text or any(sep in text for sep in _SEPARATORS):
+            _refuse_path_value(template, {name}, text)
+        pieces.append((text, name))
+    components: list[tuple[str, set[str]]] = [("", set())]
+    for text, name in pieces:
+        parts = [text] if name else re.split("|".join(map(re.escape, _SEPARATORS)), text)
+        last, names = components.pop()
+        components.append((last + parts[0], names | ({name} if name else set())))
+        components.extend((part, set()) for part in parts[1:])
+    for text, names in components:
+        if names and text in ("", ".", ".."):
+            _refuse_path_value(template, names, text)
+    skeleton = "".join(text if name is None else "x" for text, name in pieces)
+    filled = "".join(text for text, _ in pieces)
+    if storage.protocol_of(filled) != storage.protocol_of(skeleton):
+        _refuse_path_value(template, {n for _, n in pieces if n}, filled)
+
+
+def _refuse_path_value(template: str, names: set[str], text: str) -> None:
+    named = " and ".join(f"parameter {n!r}" for n in sorted(names))
+    raise ParameterError(
+        f"{named} in the path {storage.display_url(template)!r} gives "
+        f"{storage.display_url(text)[:80]!r}: a value filled into a path may not contain '/', "
+        "'\\', '..' or a URL scheme, nor make an empty, '.' or '..' path part "
+        "(--allow-path-values allows it)"
+    )
+
+
+def has_fields(path: Any) -> bool:
+    """Whether ``path`` is a template (has ``{name}`` fields)."""
+    import string
+
+    if not isinstance(path, str) or "{" not in path or is_notebook_text(path):
+        return False
+    try:
+        return any(key is not None for _, key, _, _ in string.Formatter().parse(path))
+    except ValueError:
+        return False
+
+
+def refuse_overwriting_input(input_path: Any, path: Any, what: str) -> None:
+    """A path a run writes may never be its input notebook (``what`` names the path)."""
+    if storage.same_location(input_path, path):
+        raise ParameterError(
+            f"{what} {storage.display_url(path)!r} is the input notebook, which a run never "
+            "overwrites"
+        )
 
 
 def is_notebook_text(path: Any) -> bool:
@@ -119,7 +207,7 @@ def read_notebook_source(path: Any, storage_options: dict[str, Any] | None = Non
     text = storage.read_text(path, storage_options)
     if textnb.is_text_notebook(path):
         return textnb.reads(text, path)
-    return nbops.loads(text, path)
+    return nbops.loads(text, storage.display_url(path))
 
 
 def write_notebook(
@@ -255,6 +343,7 @@ def run(
     secrets: Mapping[str, str] | None = None,
     allow_short_secrets: bool = False,
     deterministic: bool = False,
+    allow_path_values: bool = False,
     **engine_kwargs: Any,
 ) -> RunResult:
     """Run a notebook end to end and report what happened (see ``execute_notebook``).
@@ -262,7 +351,8 @@ def run(
     ``html_output`` also writes an HTML report (needs ``paramill[report]``); ``secrets`` are
     values the notebook gets as variables that are never written anywhere (at least 6
     characters unless ``allow_short_secrets``); ``deterministic`` leaves timestamps and
-    durations out of the output notebook.
+    durations out of the output notebook. ``allow_path_values`` lets parameter values filled
+    into path templates hold folders (``/``, ``..``) and URL schemes.
     """
     from . import secrets as secrets_mod
 
@@ -279,20 +369,28 @@ def run(
         storage_options=storage_options,
     )
     path_params = path_parameters(params)
-    input_path = template_path(input_path, path_params)
-    output_path = template_path(output_path, path_params)
+    in_place = not (has_fields(input_path) or has_fields(output_path))  # papermill's in-place run
+    input_path = template_path(input_path, path_params, allow_path_values=allow_path_values)
+    output_path = template_path(output_path, path_params, allow_path_values=allow_path_values)
+    if not in_place:
+        refuse_overwriting_input(input_path, output_path, "the output")
     secrets = secrets_mod.check_secrets(secrets or {}, params, allow_short_secrets)
     hidden_values = list(secrets.values())
     if html_output is not None:
         from .report import require_nbconvert
 
-        html_output = template_path(os.fspath(html_output), path_params)
+        html_output = template_path(
+            os.fspath(html_output), path_params, allow_path_values=allow_path_values
+        )
+        refuse_overwriting_input(input_path, html_output, "the HTML report")
         require_nbconvert()
 
     def pretty(path: Any) -> str:
         if path is None:
             return "Notebook will not be saved"
-        return "NotebookNode object" if isinstance(path, Mapping) else str(path)[:200]
+        if isinstance(path, Mapping):
+            return "NotebookNode object"
+        return str(storage.display_url(path))[:200]
 
     logger.info("Input Notebook:  %s", pretty(input_path))
     logger.info("Output Notebook: %s", pretty(output_path))
@@ -334,7 +432,7 @@ def run(
         import nbformat
 
         nb = (
-            nbops.loads(text, input_path)
+            nbops.loads(text, storage.display_url(input_path))
             if text is not None
             else read_notebook_source(input_path, storage_options)
         )
@@ -349,8 +447,10 @@ def run(
                 report_mode=report_mode,
                 secrets=secrets,
             )
-        nb.metadata.papermill["input_path"] = input_path if isinstance(input_path, str) else None
-        nb.metadata.papermill["output_path"] = output_path
+        nb.metadata.papermill["input_path"] = (
+            storage.display_url(input_path) if isinstance(input_path, str) else None
+        )
+        nb.metadata.papermill["output_path"] = storage.display_url(output_path)
         if report_mode:
             nb = nbops.apply_report_mode(nb)
         nb = nbops.remove_error_markers(nb)
@@ -639,12 +739,14 @@ def inspect_notebook(
     kernel_name: str | None = None,
     language: str | None = None,
     storage_options: dict[str, Any] | None = None,
+    allow_path_values: bool = False,
 ) -> dict[str, dict[str, str]]:
     """Parameters declared by the notebook's ``parameters`` cell, papermill's format:
     name -> {name, inferred_type_name, default, help}. Empty when there is no such cell."""
     path = template_path(
         os.fspath(notebook_path) if isinstance(notebook_path, os.PathLike) else notebook_path,
         path_parameters(parameters),
+        allow_path_values=allow_path_values,
     )
     nb = read_notebook_source(path, storage_options)
     try:

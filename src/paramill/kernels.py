@@ -8,11 +8,13 @@ import atexit
 import codecs
 import contextlib
 import contextvars
+import fcntl
 import functools
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 import weakref
@@ -27,6 +29,14 @@ kernel_logger = logging.getLogger("paramill.kernel")
 
 _ipc_dir: str | None = None
 _ipc_dir_pid: int | None = None
+_ipc_lock: int | None = None  # fd of the folder's lock file, held (flock) while we live
+_ipc_guard = threading.Lock()  # kernels start from several threads (sweeps, pools)
+
+#: the lock file in an IPC folder: its owner holds an exclusive flock on it for its lifetime
+IPC_LOCK = "owner.lock"
+#: a folder of an older paramill (no lock file) is removed only when its process is gone and it
+#: has not changed for this long: a PID cannot tell a live run in another PID namespace
+LEGACY_MAX_AGE = 7 * 24 * 3600.0
 
 
 # A socket path must fit sun_path (107 bytes on Linux); start_kernel appends "/<12 hex>-<n>".
@@ -37,24 +47,51 @@ def ipc_dir() -> str:
     """A private folder for this process's kernel files (IPC sockets, connection files),
     removed at exit, named after the process (``paramill-ipc-<pid>-...``).
 
-    A folder whose process is gone without cleaning up (SIGKILL, as an orchestrator sends after
-    its grace period) is removed when the next paramill makes its own. Under the temp dir unless
-    its path is too long for a socket name (a deep TMPDIR), then /tmp.
+    The process holds an exclusive ``flock`` on the folder's lock file for its lifetime (the
+    kernel learns of it only through the folder's name; the fd is not inherited by children).
+    A folder whose owner is gone without cleaning up (SIGKILL, as an orchestrator sends after its
+    grace period) has no holder left: the next paramill that makes its own folder removes it. A
+    PID alone proves nothing (a run in another PID namespace, e.g. a container sharing /tmp).
+    Under the temp dir unless its path is too long for a socket name (a deep TMPDIR), then /tmp.
     """
-    global _ipc_dir, _ipc_dir_pid
-    if _ipc_dir is None or _ipc_dir_pid != os.getpid() or not os.path.isdir(_ipc_dir):
+    global _ipc_dir, _ipc_dir_pid, _ipc_lock
+    with _ipc_guard:
+        if _ipc_dir is not None and _ipc_dir_pid == os.getpid() and os.path.isdir(_ipc_dir):
+            return _ipc_dir
         base = tempfile.gettempdir()
         if len(os.fsencode(base)) + len("/paramill-ipc-4194304-12345678") > _SOCKET_PATH_MAX:
             base = "/tmp"
         _remove_abandoned(base)
-        _ipc_dir = tempfile.mkdtemp(prefix=f"paramill-ipc-{os.getpid()}-", dir=base)
-        _ipc_dir_pid = os.getpid()
-        atexit.register(shutil.rmtree, _ipc_dir, True)
-    return _ipc_dir
+        if _ipc_lock is not None:  # our folder was removed under us
+            os.close(_ipc_lock)
+            _ipc_lock = None
+        folder = tempfile.mkdtemp(prefix=f"paramill-ipc-{os.getpid()}-", dir=base)
+        # locked before it takes its name: a cleaner never sees an unlocked lock file
+        fd, name = tempfile.mkstemp(dir=folder)  # not inheritable (O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(name, os.path.join(folder, IPC_LOCK))
+        _ipc_dir, _ipc_dir_pid, _ipc_lock = folder, os.getpid(), fd
+        atexit.register(shutil.rmtree, folder, True)
+        return folder
+
+
+def _after_fork_in_child() -> None:
+    """A forked child makes its own folder and does not keep its parent's alive (the
+    parent's lock stays: it still has the file open)."""
+    global _ipc_lock, _ipc_guard
+    _ipc_guard = threading.Lock()
+    if _ipc_lock is not None:
+        os.close(_ipc_lock)
+        _ipc_lock = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _remove_abandoned(base: str) -> None:
-    """Remove this user's ``paramill-ipc-<pid>-*`` folders whose process no longer exists."""
+    """Remove this user's ``paramill-ipc-<pid>-*`` folders whose owner provably exited: nobody
+    holds the lock on its lock file. A folder without one (an older paramill) is left unless
+    its PID does not exist here and it has not changed for ``LEGACY_MAX_AGE``."""
     import re
 
     for entry in os.scandir(base):
@@ -62,11 +99,36 @@ def _remove_abandoned(base: str) -> None:
         try:
             if not found or entry.stat(follow_symlinks=False).st_uid != os.getuid():
                 continue
-            os.kill(int(found[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(entry.path, ignore_errors=True)
-        except OSError:  # alive but not ours to signal, or a race: leave it
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            fd = os.open(os.path.join(entry.path, IPC_LOCK), os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            if _legacy_abandoned(entry, int(found[1])):
+                shutil.rmtree(entry.path, ignore_errors=True)
             continue
+        except OSError:  # gone meanwhile, not readable: leave it
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its owner is alive (in whatever PID namespace)
+            os.close(fd)
+            continue
+        try:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _legacy_abandoned(entry: os.DirEntry, pid: int) -> bool:
+    try:
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime < LEGACY_MAX_AGE:
+            return False
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive but not ours to signal, or gone meanwhile
+        return False
+    return False
 
 
 def installed_kernels() -> dict[str, str]:

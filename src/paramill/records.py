@@ -261,9 +261,11 @@ def read_notebook(path: Any, storage_options: dict[str, Any] | None = None) -> O
     import os
 
     from .execute import read_notebook_source
+    from .storage import display_url
 
     nb = read_notebook_source(path, storage_options)
-    return OutputNotebook(nb, os.fspath(path) if isinstance(path, (str, os.PathLike)) else None)
+    shown = display_url(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else None
+    return OutputNotebook(nb, shown)
 
 
 def read_records(path: Any, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -354,14 +356,15 @@ def error_run_record(
     """The run record of a run that did not start (bad input, parameters, kernel, storage)."""
     from . import __version__
     from .errors import ParamillError
+    from .storage import display_url
 
     message = error.message if isinstance(error, ParamillError) else str(error)
     return {
         "paramill_version": __version__,
         "status": "error",
         "exit_code": getattr(error, "exit_code", 1),
-        "input_path": input_path if isinstance(input_path, str) else None,
-        "output_path": output_path if isinstance(output_path, str) else None,
+        "input_path": display_url(input_path) if isinstance(input_path, str) else None,
+        "output_path": display_url(output_path) if isinstance(output_path, str) else None,
         "parameters": _jsonable(parameters or {}),
         "error": {"type": type(error).__name__, "message": message},
     }

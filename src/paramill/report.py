@@ -66,5 +66,5 @@ def write_html(
     """Write the report to a local path or any store fsspec knows."""
     import os
 
-    title = os.path.splitext(os.path.basename(str(path)))[0] or None
+    title = os.path.splitext(os.path.basename(str(storage.display_url(path))))[0] or None
     storage.write_text(path, to_html(nb, report_mode=report_mode, title=title), storage_options)

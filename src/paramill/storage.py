@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import sys
 import tempfile
 import threading
@@ -142,6 +143,52 @@ def is_local(path: str | os.PathLike) -> bool:
     return path != "-" and protocol_of(path) in (None, "file")
 
 
+# Stores whose URL names a container before the '@' (abfs://CONTAINER@ACCOUNT...): not user-info.
+_CONTAINER_AT = {"az", "abfs", "abfss"}
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+
+
+def display_url(path: Any) -> Any:
+    """A location as paramill logs, stores and prints it: a URL loses its user-info
+    (``user:password@``) and its query string (an Azure SAS token, a signed URL's signature,
+    ``?token=...``); local paths and non-strings are returned as they are. The real location
+    is still the one read and written."""
+    if not isinstance(path, str) or is_local(path) or path == "-":
+        return path
+    return "::".join(_without_credentials(part) for part in path.split("::"))
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at and (scheme.lower() not in _CONTAINER_AT or ":" in user):
+        authority = host
+    return f"{scheme}{sep}{authority}{slash}{tail}".split("?", 1)[0]
+
+
+def display_urls(text: str) -> str:
+    """``text`` (an SDK's error message, say) with every URL in it shown as ``display_url``."""
+    return _URL_IN_TEXT.sub(lambda m: display_url(m[0]), text)
+
+
+def same_location(a: Any, b: Any) -> bool:
+    """Whether two locations name one file: local paths once resolved (symlinks, ``..``,
+    ``file://``), URLs when they are the same string. ``-`` and non-strings never match."""
+    if not isinstance(a, str) or not isinstance(b, str) or "-" in (a, b):
+        return False
+    return location_key(a) == location_key(b)
+
+
+def location_key(path: str) -> str:
+    """One spelling per location: a local path resolved and case-normalized, a URL as is."""
+    if not is_local(path):
+        return path
+    return os.path.normcase(os.path.realpath(_local_path(path)))
+
+
 def _local_path(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
@@ -163,7 +210,7 @@ def _normalize_url(url: str) -> tuple[str, dict[str, Any]]:
         account = host.split(".", 1)[0] if host.endswith(".blob.core.windows.net") else ""
         if not account or not path:
             raise StorageError(
-                f"{url}: expected abs://ACCOUNT.blob.core.windows.net/CONTAINER/PATH"
+                f"{display_url(url)}: expected abs://ACCOUNT.blob.core.windows.net/CONTAINER/PATH"
             )
         extra: dict[str, Any] = {"account_name": account}
         if sas:
@@ -180,8 +227,8 @@ def _normalize_url(url: str) -> tuple[str, dict[str, Any]]:
             return f"https://raw.githubusercontent.com/{org}/{repo}/{ref}/{path}", extra
     if scheme == "adl":
         raise StorageError(
-            f"{url}: adl:// is Azure Data Lake Storage Gen1, which Azure retired in 2024; "
-            "use az://CONTAINER/PATH or abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH"
+            f"{display_url(url)}: adl:// is Azure Data Lake Storage Gen1, which Azure retired in "
+            "2024; use az://CONTAINER/PATH or abfs://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH"
         )
     return url, {}
 
@@ -364,7 +411,7 @@ def _reason(exc: BaseException) -> str:
     if code:
         return code
     root = list(_chain(exc))[-1]
-    detail = str(root).strip().splitlines()[0] if str(root).strip() else ""
+    detail = display_urls(str(root).strip().splitlines()[0]) if str(root).strip() else ""
     return f"{type(root).__name__}: {detail}" if detail else type(root).__name__
 
 
@@ -372,6 +419,7 @@ def _translate(url: str, exc: BaseException, writing: bool) -> StorageError:
     """One StorageError, with a one-line message naming the URL, for any backend's error."""
     if isinstance(exc, StorageError):
         return exc
+    url = display_url(url)  # the messages name the location without its credentials
     if isinstance(exc, ImportError) or (
         isinstance(exc, ValueError) and "Protocol not known" in str(exc)
     ):
@@ -437,6 +485,7 @@ def _with_retries(url: str, call: Callable[[float], T], writing: bool) -> T:
             left = budget - (time.monotonic() - start)
             if not _transient(exc):
                 raise _translate(url, exc, writing) from exc
+            shown = display_url(url)
             if any(type(err).__name__ == "FSTimeoutError" for err in _chain(exc)):
                 # our own cut: an earlier attempt's error says more, if there was one
                 reason = known or "no answer in time (is the store up and reachable?)"
@@ -447,11 +496,11 @@ def _with_retries(url: str, call: Callable[[float], T], writing: bool) -> T:
             if left < 0.1 or asked > left:
                 elapsed = time.monotonic() - start
                 raise StorageError(
-                    f"{url}: gave up after {attempt} attempt{'s' * (attempt > 1)} in "
+                    f"{shown}: gave up after {attempt} attempt{'s' * (attempt > 1)} in "
                     f"{elapsed:.1f} s: {reason}"
                 ) from exc
             delay = min(max(backoff, asked), left - 0.05)  # the last try just before the end
-            logger.warning("%s: %s; retrying in %.1f s", url, reason, delay)
+            logger.warning("%s: %s; retrying in %.1f s", shown, reason, delay)
             time.sleep(delay)
 
 
@@ -501,7 +550,7 @@ def read_text(path: str | os.PathLike, storage_options: dict[str, Any] | None = 
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise StorageError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        raise StorageError(f"{display_url(path)}: not UTF-8 text ({exc.reason})") from None
 
 
 def write_text(

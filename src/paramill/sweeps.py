@@ -88,6 +88,7 @@ def load_grid_file(path: str, storage_options: dict[str, Any] | None = None) -> 
         text = storage.read_text(path, storage_options)
     except ParamillError as exc:
         raise ParameterError(f"grid file {exc.message}") from None
+    path = storage.display_url(path)
     try:
         data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -121,20 +122,19 @@ class RunSpec:
         return ",".join(f"{k}={v}" for k, v in self.grid.items()) or f"run {self.index + 1}"
 
 
-def _fill(path: Any, parameters: Mapping[str, Any]) -> Any:
+def _fill(path: Any, parameters: Mapping[str, Any], allow_path_values: bool) -> Any:
     from .execute import path_parameters, template_path
 
-    filled = template_path(path, path_parameters(parameters))
-    if isinstance(filled, str) and filled is not path and "{" in filled:
-        # run() fills templates again: a brace that came from a value must stay a brace
-        filled = filled.replace("{", "{{").replace("}", "}}")
+    return template_path(
+        path, path_parameters(parameters), allow_path_values=allow_path_values
+    )
+
+
+def _for_run(filled: Any, template: Any) -> Any:
+    """run() fills templates again: a brace that came from a value must stay a brace."""
+    if isinstance(filled, str) and filled != template and "{" in filled:
+        return filled.replace("{", "{{").replace("}", "}}")
     return filled
-
-
-def _same_place(path: str) -> str:
-    if "://" in path:
-        return path
-    return os.path.normcase(os.path.abspath(path))
 
 
 def plan_runs(
@@ -142,28 +142,53 @@ def plan_runs(
     output_template: str | None,
     runs: Sequence[Mapping[str, Any]],
     base: Mapping[str, Any] | None = None,
+    *,
+    allow_path_values: bool = False,
 ) -> list[RunSpec]:
-    """The runs with their output names; two runs writing the same output is an error."""
+    """The runs with their output names; two runs writing the same output, or a run writing
+    over an input notebook (unless both paths are literal: one run in place), is an error."""
+    from .execute import has_fields, refuse_overwriting_input
+    from .storage import display_url, location_key
+
     if not runs:
         raise ParameterError("the grid is empty: nothing to run")
-    specs, seen = [], {}
+    template, output_template = (
+        os.fspath(p) if isinstance(p, os.PathLike) else p for p in (template, output_template)
+    )
+    specs, seen, inputs = [], {}, {}
     for index, values in enumerate(runs):
         params = {**(base or {}), **values}
-        output = _fill(output_template, params) if output_template is not None else None
+        output = _fill(output_template, params, allow_path_values)
+        source = _fill(template, params, allow_path_values)
         if output not in (None, "-") and not isinstance(output, str):
             raise ParameterError("a sweep's output template must be a path")
         if output == "-" and len(runs) > 1:
             raise ParameterError("a sweep cannot write every run to stdout ('-')")
-        if output is not None:
-            place = _same_place(output)
+        if output not in (None, "-"):
+            place = location_key(output)
             if place in seen:
                 raise ParameterError(
-                    f"output template {output_template!r} gives {output!r} for two runs "
-                    f"({seen[place]} and {_label(values, index)}); add a parameter to it, "
+                    f"output template {display_url(output_template)!r} gives "
+                    f"{display_url(output)!r} for two runs "
+                    f"({seen[place][0]} and {_label(values, index)}); add a parameter to it, "
                     "e.g. 'out/report_{date}.ipynb'"
                 )
-            seen[place] = _label(values, index)
-        specs.append(RunSpec(index, dict(values), params, _fill(template, params), output))
+            seen[place] = (_label(values, index), output)
+        if isinstance(source, str) and source != "-":
+            inputs[location_key(source)] = source
+        specs.append(
+            RunSpec(
+                index,
+                dict(values),
+                params,
+                _for_run(source, template),
+                _for_run(output, output_template),
+            )
+        )
+    if has_fields(template) or has_fields(output_template):
+        for place, (label, output) in seen.items():
+            if place in inputs:
+                refuse_overwriting_input(inputs[place], output, f"run {label}: the output")
     return specs
 
 
@@ -212,6 +237,11 @@ class SweepRun:
     records: Any = None
     notebook: Any = None
     kernel_name: str | None = None
+
+    def __post_init__(self) -> None:
+        from .storage import display_url
+
+        self.output_path = display_url(self.output_path)  # shown in summaries: no credentials
 
     @property
     def ok(self) -> bool:
@@ -320,6 +350,7 @@ def sweep(
     keep_notebooks: bool = False,
     events: SweepEvents | None = None,
     fork_server: bool | None = None,
+    allow_path_values: bool = False,
     **run_options: Any,
 ) -> list[SweepRun]:
     """Run ``template`` once per parameter set of ``grid``; one ``SweepRun`` per run, in grid
@@ -332,7 +363,8 @@ def sweep(
     ``executor="dask"`` runs on a Dask cluster (``client`` or ``scheduler`` address).
     ``preload``: modules imported in each warm kernel before its run (None: the template's own
     imports; a list adds to them; False: none). ``fork_server``: fork python kernels from a
-    pre-imported server (local executor; None: on unless ``PARAMILL_FORK_SERVER=0``). Other
+    pre-imported server (local executor; None: on unless ``PARAMILL_FORK_SERVER=0``).
+    ``allow_path_values``: values filled into the templates may hold folders and URLs. Other
     keyword arguments go to ``paramill.run`` (``kernel_name``, ``start_timeout``,
     ``execution_timeout``, ``run_timeout``, ``cwd``, ``report_mode``, ``strict``,
     ``log_output``, ``storage_options``, ...).
@@ -345,7 +377,9 @@ def sweep(
         yamls=_as_list(run_options.pop("parameters_yaml", None)),
         storage_options=run_options.get("storage_options"),
     )
-    specs = plan_runs(template, output_template, expand_grid(grid), base)
+    specs = plan_runs(
+        template, output_template, expand_grid(grid), base, allow_path_values=allow_path_values
+    )
     for name in ("progress_bar", "handle_signals", "kernel_starter"):
         run_options.pop(name, None)
     events = events or SweepEvents()

@@ -70,11 +70,14 @@ def reads(text: str, path: str) -> NotebookNode:
     """A notebook from the text of a jupytext file (its format chosen by the path's extension)."""
     import nbformat
 
+    from .storage import display_url
+
     jupytext = _jupytext()
+    shown = display_url(path)
     try:
         nb = jupytext.reads(text, fmt=extension(path)[1:])
     except Exception as exc:  # jupytext raises several types for text it cannot parse
-        raise InputError(f"{path}: not a readable text notebook ({exc})") from None
+        raise InputError(f"{shown}: not a readable text notebook ({exc})") from None
     if not nb.metadata.get("kernelspec"):
         language = nb.metadata.get("jupytext", {}).get("main_language")
         spec = _default_kernelspec(language)
@@ -84,7 +87,7 @@ def reads(text: str, path: str) -> NotebookNode:
     if "cell_metadata_filter" in info and "tags" not in info["cell_metadata_filter"]:
         # keep tags when written back: the injected-parameters cell must stay recognisable
         info["cell_metadata_filter"] = "tags," + info["cell_metadata_filter"]
-    return nbops.loads(nbformat.writes(nb), path)
+    return nbops.loads(nbformat.writes(nb), shown)
 
 
 def writes(nb: NotebookNode, path: str) -> str:

@@ -125,7 +125,7 @@ def load_file(path: str | os.PathLike, storage_options: dict[str, Any] | None = 
         text = storage.read_text(path, storage_options)
     except StorageError as exc:
         raise ParameterError(f"parameters file {exc}") from None
-    return load_yaml(text, origin=os.fspath(path))
+    return load_yaml(text, origin=storage.display_url(os.fspath(path)))
 
 
 def resolve(

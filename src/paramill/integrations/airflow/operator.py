@@ -65,9 +65,12 @@ def _is_templated(path: Any) -> bool:
 
 
 def output_uri(path: str) -> str:
-    """The Asset URI of an output location: URLs as they are, local paths as file:// URIs."""
+    """The Asset URI of an output location: URLs without credentials (user-info, a SAS query),
+    local paths as file:// URIs."""
+    from paramill.storage import display_url
+
     if "://" in path:
-        return path
+        return display_url(path)
     return "file://" + os.path.abspath(path)
 
 
@@ -238,7 +241,8 @@ class NotebookOperator(BaseOperator):
         where = result.output_path or "(not saved)"
         if result.error is not None:
             error = result.error
-            self.log.error("Notebook %s %s: %s", input_nb, error.status, error.message)
+            shown = result.input_path or "NotebookNode object"  # no credentials in the log
+            self.log.error("Notebook %s %s: %s", shown, error.status, error.message)
             if error.cell_index is not None:
                 self.log.error(
                     "Failing cell: index %s, ename %s, evalue %s",
