@@ -23,7 +23,7 @@ from paramill.errors import (
     RunTimeoutError,
     StorageError,
 )
-from tests.conftest import make_notebook, read_nb
+from tests.conftest import COMPLEX_PARAMETERS, make_notebook, read_nb
 
 pytestmark = pytest.mark.usefixtures("no_orphan_kernels")
 
@@ -412,6 +412,22 @@ def test_inspect_notebook(write_nb):
         "msg": {"name": "msg", "inferred_type_name": "None", "default": "None", "help": ""},
     }
     assert paramill.inspect_notebook(write_nb(["1"], name="none.ipynb")) == {}
+
+
+def test_inspect_notebook_matches_papermill_on_its_fixture(write_nb):
+    src = write_nb([("code", COMPLEX_PARAMETERS, "parameters")])
+    # papermill's test_inspect_notebook expectation for complex_parameters.ipynb
+    assert paramill.inspect_notebook(src) == {
+        "msg": {"name": "msg", "inferred_type_name": "None", "default": "None", "help": ""},
+        "a": {"name": "a", "inferred_type_name": "float", "default": "2.25", "help": "Variable a"},
+        "b": {
+            "name": "b",
+            "inferred_type_name": "List[str]",
+            "default": "['Hello','World']",
+            "help": "Nice list",
+        },
+        "c": {"name": "c", "inferred_type_name": "NoneType", "default": "None", "help": ""},
+    }
 
 
 def test_notebook_node_input_not_mutated():

@@ -167,14 +167,14 @@ maybe: int | None = None
 def test_inspect_python_ast():
     params = {p.name: p for p in inspect_python(CELL)}
     assert list(params) == ["date", "a", "b", "c", "url", "n", "mode", "maybe"]
-    assert params["date"].help == "the run date"
+    assert params["date"].help == ""  # as in papermill, a comment line above is not help
     assert (params["a"].type_name, params["a"].default, params["a"].help) == (
         "float",
         "2.25",
         "Variable a",
     )
     assert params["b"].type_name == "List[str]" and params["b"].help == "Nice list"
-    assert params["b"].default == "['Hello', 'World']"
+    assert params["b"].default == '["Hello","World",]'  # papermill joins the lines
     assert params["c"].type_name == "NoneType"
     assert params["url"].default == '"http://x/?a=b#frag"' and params["url"].help == "has = and #"
     assert (params["n"].type_name, params["n"].help) == ("int", "count of things")
@@ -183,7 +183,48 @@ def test_inspect_python_ast():
 
 def test_inspect_unparsable_cell_warns(caplog):
     assert inspect_python("a = (\n") == []
-    assert "Unable to parse" in caplog.text
+    assert caplog.messages == ["Unable to parse line 1 'a = ('."]
+
+
+@pytest.mark.parametrize(
+    "cell, names, warnings",
+    [
+        ("files = !ls\nx = 1", ["x"], ["Unable to parse line 1 'files = !ls'."]),
+        ("x = 1\n= 2\ny = 3", ["x", "y"], ["Unable to parse line 2 '= 2'."]),
+        ("b = [\n 1,\n = 2\n]\nc = 3", ["b", "c"], ["Unable to parse line 3 ' = 2'."]),
+        ('x = """open\ny = 1', ["y"], ["Unable to parse line 1 'x = \"\"\"open'."]),
+        ("x = 1\0\ny = 2", ["y"], ["Unable to parse line 1 'x = 1\0'."]),
+        ("  a = 1\n  b = 2", ["a", "b"], []),  # indented lines, read as papermill reads them
+        ("a = 1\r\nb = 2\rc = 3", ["a", "b", "c"], []),
+        ("d = a == 3\ne = a < 3\nf = 2", ["f"], []),  # comparisons are flags, not defaults
+    ],
+)
+def test_inspect_keeps_every_statement_that_parses(caplog, cell, names, warnings):
+    assert [p.name for p in inspect_python(cell)] == names
+    assert caplog.messages == warnings
+
+
+def test_inspect_gives_up_on_cells_that_are_not_python(caplog):
+    assert inspect_python("x = 1\n" + "= 2\n" * 101) == []
+    assert len(caplog.messages) == 102
+    assert caplog.messages[-1].endswith("more than 100 lines are not Python.")
+    caplog.clear()
+    assert inspect_python("x = " + "-" * 100_000 + "1") == []
+    assert caplog.messages == ["Unable to parse the parameters cell: nested too deeply."]
+
+
+@pytest.mark.parametrize(
+    "value, default",
+    [
+        ("[\n    'Hello', # First\n# Dummy\n    'World'\n]", "['Hello','World']"),
+        ("dict(a=1,  # one\n     b=2)", "dict(a=1,b=2)"),
+        ("(not\n True)", "not True"),  # two words stay two words
+        ("'''a\n  b'''", "'a\\n  b'"),  # a string spanning lines: its value, on one line
+    ],
+)
+def test_inspect_multiline_default_is_joined_like_papermill(value, default):
+    (param,) = inspect_python(f"x = {value}")
+    assert param.default == default
 
 
 def test_check_unknown_warns_or_fails(caplog):
