@@ -199,7 +199,26 @@ def test_prepare_only_starts_no_kernel(write_nb, tmp_path):
     assert "start_time" not in read_nb(out)["metadata"]["papermill"]
 
 
+def test_non_finite_parameters_keep_the_notebook_strict_json(write_nb, tmp_path):
+    """README, "Where paramill differs": papermill writes a bare NaN token (not JSON)."""
+    import json
+
+    src = write_nb([PARAMS_CELL, "print(a, b)"])
+    out = tmp_path / "out.ipynb"
+    params = {"a": float("nan"), "b": [float("-inf")]}
+    paramill.execute_notebook(src, out, params, progress_bar=False)
+
+    def refuse(token):
+        raise AssertionError(f"not JSON: {token}")
+
+    saved = json.loads(out.read_text("utf-8"), parse_constant=refuse)
+    assert saved["metadata"]["papermill"]["parameters"] == {"a": "nan", "b": ["-inf"]}
+    assert saved["cells"][1]["source"][1:] == ["a = float('nan')\n", "b = [float('-inf')]\n"]
+    assert saved["cells"][2]["outputs"][0]["text"] == ["nan [-inf]\n"]
+
+
 def test_report_mode_keeps_other_jupyter_keys(write_nb):
+    """README, "Where paramill differs": papermill replaces metadata.jupyter whole."""
     nb = make_notebook([PARAMS_CELL, "1"])
     nb.cells[1].metadata["jupyter"] = {"outputs_hidden": True}
     src = write_nb([])

@@ -102,6 +102,43 @@ def test_cast_beats_yaml_regardless_of_cli_order():
     assert resolve(cast=[("a", "2")], raw=[("a", "3")])["a"] == "3"
 
 
+@pytest.mark.parametrize("name", ["p.json", "p.yaml", "p"])
+def test_json_parameter_files_are_read_exactly(tmp_path, name):
+    """JSON text is JSON, whatever the file's name: YAML refused the surrogate pair, read
+    U+0085 as a line break and 1e3 as a string."""
+    path = tmp_path / name
+    text = '{"emoji": "\\ud83d\\ude00", "nel": "a\u0085b", "n": 1e3, "big": 12345678901234567890}'
+    path.write_text(text, encoding="utf-8")
+    assert resolve(files=[str(path)]) == {
+        "emoji": "😀",
+        "nel": "a\u0085b",
+        "n": 1000.0,
+        "big": 12345678901234567890,
+    }
+
+
+def test_json_file_errors_and_limits(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text('{"a": 1,}')  # not JSON: a .json file is not read as YAML instead
+    with pytest.raises(ParameterError, match=r"p.json: invalid JSON at line 1, column 9"):
+        resolve(files=[str(bad)])
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ParameterError, match="deep.json: JSON nested too deeply"):
+        resolve(files=[str(deep)])
+    deep.write_text('{"a": ' + "[" * 150 + "]" * 150 + "}")
+    with pytest.raises(ParameterError, match="nested more than 100 levels"):
+        resolve(files=[str(deep)])
+    lone = tmp_path / "lone.json"
+    lone.write_text('{"s": "\\ud83d"}')
+    with pytest.raises(ParameterError, match="unpaired surrogate"):
+        resolve(files=[str(lone)])
+    listed = tmp_path / "list.json"
+    listed.write_text("[1]")
+    with pytest.raises(ParameterError, match="mapping of names to values, got a list"):
+        resolve(files=[str(listed)])
+
+
 def test_missing_parameter_file():
     with pytest.raises(ParameterError, match="no such file"):
         resolve(files=["/nonexistent/params.yaml"])
