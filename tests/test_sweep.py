@@ -108,7 +108,7 @@ def test_grid_file_has_the_limits_of_parameter_files(tmp_path, text, message):
     proc = run_cli("sweep", tmp_path / "none.ipynb", tmp_path / "o_{a}.ipynb", "--grid-file", path)
     assert time.monotonic() - began < 30  # the bomb took 30 s and a MemoryError
     assert proc.returncode == 4, proc.stderr
-    assert proc.stderr.startswith("paramill: error: ") and message in proc.stderr
+    assert proc.stderr.startswith(f"paramill: error: grid file {path}") and message in proc.stderr
     assert len(proc.stderr.splitlines()) == 1  # one line, no traceback
 
 

@@ -84,13 +84,16 @@ def load_grid_file(path: str, storage_options: dict[str, Any] | None = None) -> 
     (JSON exactly, YAML with its depth and alias-expansion limits)."""
     from .parameters.sources import check_renderable, read_file
 
-    data = read_file(path, storage_options, what="grid")
-    if not isinstance(data, (Mapping, list)):
-        raise ParameterError(f"grid file {path}: expected a mapping of lists or a list of mappings")
     try:
+        data = read_file(path, storage_options, what="grid")
+        if not isinstance(data, (Mapping, list)):
+            raise ParameterError(f"{path}: expected a mapping of lists or a list of mappings")
         check_renderable(data if isinstance(data, Mapping) else {"grid": data})
     except ParameterError as exc:
-        raise ParameterError(f"grid file {path}: {exc.message}") from None
+        message = exc.message  # every message starts "grid file g.yaml: ..."
+        if not message.startswith("grid file "):
+            message = "grid file " + (message if message.startswith(path) else f"{path}: {message}")
+        raise ParameterError(message) from None
     return data
 
 
