@@ -89,6 +89,8 @@ def load_grid_file(path: str, storage_options: dict[str, Any] | None = None) -> 
         if not isinstance(data, (Mapping, list)):
             raise ParameterError(f"{path}: expected a mapping of lists or a list of mappings")
         check_renderable(data if isinstance(data, Mapping) else {"grid": data})
+        if isinstance(data, list):
+            expand_grid(data)  # every item a mapping (a list is not expanded: no product)
     except ParameterError as exc:
         message = exc.message  # every message starts "grid file g.yaml: ..."
         if not message.startswith("grid file "):
