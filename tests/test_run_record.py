@@ -70,8 +70,9 @@ def test_record_is_written_when_the_run_cannot_start(write_nb, tmp_path: Path) -
     assert "no such file" in rec["error"]["message"]
     source = write_nb([("code", "n = 1", "parameters")])
     strict = run_cli(
-        source, "-p", "typo", "1", "--strict", "--run-record", tmp_path / "b.json", "-s", "k", "v"
-    )
+        source, "-p", "typo", "1", "--strict", "--run-record", tmp_path / "b.json",
+        "-s", "k", "v-long",
+    )  # fmt: skip
     assert strict.returncode == 4
     rec = _record(tmp_path / "b.json")
     assert rec["status"] == "error" and rec["exit_code"] == 4

@@ -223,13 +223,27 @@ def _setup_logging(level: str) -> None:
     multiple=True,
     metavar="NAME VALUE",
     help="A variable the notebook gets whose value is never written to the output, the "
-    "report, logs or the run record (it reaches the kernel through its environment).",
+    "report, logs or the run record (it reaches the kernel through its environment). The "
+    "value is visible to local users in `ps`: prefer --secret-env or --secret-file.",
 )
 @click.option(
     "--secret-env",
     multiple=True,
     metavar="NAME=ENVVAR",
-    help="Like --secret, with the value read from this process's environment variable ENVVAR.",
+    help="Like --secret, with the value read from this process's environment variable ENVVAR "
+    "(a safe form).",
+)
+@click.option(
+    "--secret-file",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Like --secret, with the value read from the file PATH, less one trailing newline "
+    "(a safe form).",
+)
+@click.option(
+    "--allow-short-secrets",
+    is_flag=True,
+    help="Accept secrets shorter than 6 characters (scrubbing them rewrites unrelated text).",
 )
 @click.option(
     "--run-record",
@@ -277,6 +291,8 @@ def run_command(
     html_output: str | None,
     secret: tuple,
     secret_env: tuple[str, ...],
+    secret_file: tuple[str, ...],
+    allow_short_secrets: bool,
     run_record: str | None,
     deterministic: bool,
 ) -> None:
@@ -307,9 +323,7 @@ def run_command(
 
     storage_options = params = secrets = None
     try:
-        from .secrets import from_environment, parse_secret_env
-
-        secrets = {**dict(secret), **from_environment(parse_secret_env(secret_env))}
+        secrets = _secrets(secret, secret_env, secret_file)
         storage_options = _parse_storage_options(storage_option)
         injected = {}
         if inject_input_path or inject_paths:
@@ -355,6 +369,7 @@ def run_command(
             storage_options=storage_options,
             html_output=html_output,
             secrets=secrets,
+            allow_short_secrets=allow_short_secrets,
             deterministic=deterministic,
             **({"allow_errors": True} if allow_errors else {}),
         )
@@ -385,6 +400,17 @@ def run_command(
         fail(result.error, result.output_path)
     if record_failed:
         sys.exit(record_failed)
+
+
+def _secrets(secret: tuple, secret_env: tuple[str, ...], secret_file: tuple[str, ...]) -> dict:
+    """-s, --secret-env and --secret-file as one name -> value dict."""
+    from .secrets import from_environment, from_files, parse_secret_env
+
+    return {
+        **dict(secret),
+        **from_environment(parse_secret_env(secret_env)),
+        **from_files(secret_file),
+    }
 
 
 def _write_run_record(
@@ -530,7 +556,7 @@ share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1
     "parameters", "parameters_raw", "parameters_file", "parameters_yaml", "parameters_base64",
     "engine", "kernel", "language", "cwd", "log_output", "log_level", "start_timeout",
     "execution_timeout", "run_timeout", "report_mode", "strict", "storage_option",
-    "allow_errors",
+    "allow_errors", "secret", "secret_env", "secret_file", "allow_short_secrets",
 )
 @main.command(
     "sweep", context_settings={"help_option_names": ["-h", "--help"]}, epilog=SWEEP_EXIT_CODES
@@ -643,6 +669,7 @@ def sweep_command(
         if grid_file:
             grids.append(sweeps.load_grid_file(grid_file, storage_options))
         runs = sweeps.combine_grids(grids, max_runs)
+        secrets = _secrets(*(options.pop(k) for k in ("secret", "secret_env", "secret_file")))
         console = sweeps.SweepConsole(len(runs))
         console.install(log_level)
         modules = [m.strip() for item in preload for m in item.split(",") if m.strip()]
@@ -663,6 +690,7 @@ def sweep_command(
             engine_name=options.pop("engine"),
             kernel_name=options.pop("kernel"),
             storage_options=storage_options,
+            secrets=secrets,
             **({"allow_errors": True} if options.pop("allow_errors") else {}),
             **options,
         )

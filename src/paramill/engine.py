@@ -207,6 +207,22 @@ def _make_client_class() -> type:
                 self._on_output(output)
             return output
 
+        def output(self, outs: list, msg: dict, display_id: Any, cell_index: int) -> Any:
+            """Consecutive stream pieces of one name become one output, as a notebook shows
+            them (and so a secret printed in pieces is whole when it is scrubbed)."""
+            out = super().output(outs, msg, display_id, cell_index)
+            if (
+                out is not None
+                and out.get("output_type") == "stream"
+                and len(outs) >= 2
+                and outs[-1] is out
+                and outs[-2].get("output_type") == "stream"
+                and outs[-2].get("name") == out.get("name")
+            ):
+                outs.pop()
+                outs[-1]["text"] += out["text"]
+            return out
+
     return Client
 
 
@@ -258,6 +274,7 @@ class NBClientEngine:
         self.nbclient_kwargs = nbclient_kwargs
         self.kernel_pid: int | None = None
         self._km: Any = None
+        self._log_scrubbers: dict[str, Any] = {}  # stream name: what --log-output holds back
 
     def execute(self, nb: NotebookNode) -> ExecutionError | None:
         """Run every cell of ``nb`` in place; return the error that ended the run early, if any.
@@ -279,6 +296,8 @@ class NBClientEngine:
     def _kill_kernel_now(self) -> None:
         import os
 
+        from .kernels import outputs
+
         km = self._km
         if km is None or self.kernel_pid is None:
             return
@@ -286,6 +305,8 @@ class NBClientEngine:
             os.killpg(os.getpgid(self.kernel_pid), signal.SIGKILL)
         except OSError:
             pass
+        if km in outputs:
+            outputs.pop(km).close()
         for cleanup in ("cleanup_connection_file", "cleanup_ipc_files"):
             try:
                 getattr(km, cleanup)()
@@ -334,14 +355,30 @@ class NBClientEngine:
                 target.write(text)
                 target.flush()
             if self.log_output:
-                level = logging.INFO if output.get("name") == "stdout" else logging.WARNING
-                logger.log(level, text.rstrip("\n"))
+                self._log_stream(output.get("name"), text)
         elif self.log_output and kind in ("execute_result", "display_data"):
             plain = output.get("data", {}).get("text/plain")
             if plain:
                 logger.info(plain)
         if self.autosave_outputs:
             self.saver.request(nb)
+
+    def _log_stream(self, name: Any, text: str, end: bool = False) -> None:
+        """``--log-output`` of a stream piece. With secrets in the kernel's environment, whole
+        lines only (held across pieces and cells until the line ends, or the run does), so a
+        value printed in pieces is scrubbed whole."""
+        from .secrets import StreamScrubber, values_in
+
+        values = values_in(self.kernel_env)
+        if values:
+            if name not in self._log_scrubbers:
+                self._log_scrubbers[name] = StreamScrubber(values, lines=True)
+            scrubber = self._log_scrubbers[name]
+            text = scrubber.feed(text) + (scrubber.close() if end else "")
+            if not text:
+                return
+        level = logging.INFO if name == "stdout" else logging.WARNING
+        logger.log(level, text.rstrip("\n"))
 
     # -- the run -------------------------------------------------------------------------------
     async def _execute(self, nb: NotebookNode) -> ExecutionError | None:
@@ -461,6 +498,9 @@ class NBClientEngine:
             if watchdog is not None:
                 watchdog.cancel()
             restore()
+            for name in list(self._log_scrubbers):  # a last line without its newline
+                self._log_stream(name, "", end=True)
+            self._log_scrubbers.clear()
             if bar is not None:
                 bar.render_finish()
             if km is not None:

@@ -247,14 +247,16 @@ def run(
     handle_signals: bool = True,
     html_output: PathLike | None = None,
     secrets: Mapping[str, str] | None = None,
+    allow_short_secrets: bool = False,
     deterministic: bool = False,
     **engine_kwargs: Any,
 ) -> RunResult:
     """Run a notebook end to end and report what happened (see ``execute_notebook``).
 
     ``html_output`` also writes an HTML report (needs ``paramill[report]``); ``secrets`` are
-    values the notebook gets as variables that are never written anywhere; ``deterministic``
-    leaves timestamps and durations out of the output notebook.
+    values the notebook gets as variables that are never written anywhere (at least 6
+    characters unless ``allow_short_secrets``); ``deterministic`` leaves timestamps and
+    durations out of the output notebook.
     """
     from . import secrets as secrets_mod
 
@@ -273,7 +275,7 @@ def run(
     path_params = path_parameters(params)
     input_path = template_path(input_path, path_params)
     output_path = template_path(output_path, path_params)
-    secrets = secrets_mod.check_secrets(secrets or {}, params)
+    secrets = secrets_mod.check_secrets(secrets or {}, params, allow_short_secrets)
     hidden_values = list(secrets.values())
     if html_output is not None:
         from .report import require_nbconvert
@@ -304,6 +306,7 @@ def run(
         text = storage.read_text(input_path, storage_options)
     early, deliver = None, None
     outer_hold = contextlib.nullcontext()
+    writers: list[Any] = []  # scrubbing stdout/stderr files: what they hold goes out at the end
     try:
         if (
             text is not None
@@ -412,8 +415,10 @@ def run(
             }
             if stdout_file is not None:
                 stdout_file = secrets_mod.ScrubbingWriter(stdout_file, hidden_values)
+                writers.append(stdout_file)
             if stderr_file is not None:
                 stderr_file = secrets_mod.ScrubbingWriter(stderr_file, hidden_values)
+                writers.append(stderr_file)
         engine_cls = get_engine(engine_name)
         engine_kwargs.pop("input_path", None)
         # papermill: nbclient's `timeout` applies when execution_timeout is not given
@@ -475,6 +480,9 @@ def run(
             deliver = held[0]  # arrived after the run finished: delivered below
         return result
     finally:
+        for writer in writers:
+            with contextlib.suppress(OSError, ValueError):  # a closed file: nothing to add
+                writer.close()
         if early is not None:
             early.discard()
         outer_hold.__exit__(None, None, None)

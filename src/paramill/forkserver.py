@@ -311,7 +311,11 @@ class ForkServerProvisioner(LocalProvisioner):
         env = dict(kwargs.get("env") or os.environ)
         # as jupyter_client's launcher sets it; ipykernel reads it when imported (in the server)
         env["JPY_PARENT_PID"] = str(os.getpid())
-        server = server_for(cmd[0], cwd, env, tuple(self.preload))
+        # the server never holds a secret: only the kernel gets it, in its request
+        from .secrets import ENV_PREFIX
+
+        public = {k: v for k, v in env.items() if not k.startswith(ENV_PREFIX)}
+        server = server_for(cmd[0], cwd, public, tuple(self.preload))
         try:
             if not server.ready:
                 await asyncio.get_running_loop().run_in_executor(None, server.wait_ready, 120)

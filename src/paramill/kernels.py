@@ -1,20 +1,29 @@
-"""How a kernel is obtained and let go: start (IPC transport, no port race), fast shutdown."""
+"""How a kernel is obtained and let go: start (IPC transport, no port race), its own stdout and
+stderr (read through pipes, scrubbed, logged), fast shutdown."""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import codecs
+import contextlib
+import contextvars
+import functools
+import logging
 import os
 import shutil
 import tempfile
 import time
 import uuid
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
 
 if TYPE_CHECKING:
     from jupyter_client import AsyncKernelClient, AsyncKernelManager
+
+kernel_logger = logging.getLogger("paramill.kernel")
 
 _ipc_dir: str | None = None
 _ipc_dir_pid: int | None = None
@@ -98,7 +107,6 @@ async def start_kernel(
     transport: str = "ipc",
     extra_arguments: list[str] | None = None,
     provisioner: dict[str, Any] | None = None,
-    stderr: int | None = None,
 ) -> tuple[AsyncKernelManager, AsyncKernelClient]:
     """Start a kernel and wait until it answers; raise KernelError if it cannot."""
     km = await launch_kernel(
@@ -108,7 +116,6 @@ async def start_kernel(
         transport=transport,
         extra_arguments=extra_arguments,
         provisioner=provisioner,
-        stderr=stderr,
     )
     return km, await connect_kernel(km, startup_timeout)
 
@@ -121,10 +128,9 @@ async def launch_kernel(
     transport: str = "ipc",
     extra_arguments: list[str] | None = None,
     provisioner: dict[str, Any] | None = None,
-    stderr: int | None = None,
 ) -> AsyncKernelManager:
-    """Launch a kernel process (it boots while the caller does other work). ``stderr``: a file
-    descriptor for the kernel's stderr instead of ours."""
+    """Launch a kernel process (it boots while the caller does other work). Its stdout and
+    stderr go through paramill (``KernelOutput``), never straight to ours."""
     import zmq
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import NoSuchKernel
@@ -141,13 +147,22 @@ async def launch_kernel(
     kernel_env = dict(os.environ)
     kernel_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     kernel_env.update(env or {})
+    from .secrets import values_in
+
+    output = KernelOutput(values_in(kernel_env))
+    outputs[km] = output
     try:
         if provisioner:  # a kernelspec `kernel_provisioner` stanza, e.g. the fork server's
             km.kernel_spec.metadata["kernel_provisioner"] = provisioner
         await km.start_kernel(
-            cwd=cwd, env=kernel_env, extra_arguments=extra_arguments or [], stderr=stderr
+            cwd=cwd,
+            env=kernel_env,
+            extra_arguments=extra_arguments or [],
+            stdout=output.write_fds[0],
+            stderr=output.write_fds[1],
         )
     except NoSuchKernel:
+        outputs.pop(km, output).close()
         raise no_such_kernel(kernel_name) from None
     except (OSError, ValueError, zmq.ZMQError) as exc:
         await stop_kernel(km, None, grace=0)
@@ -155,6 +170,8 @@ async def launch_kernel(
     except BaseException:
         await stop_kernel(km, None, grace=0)
         raise
+    finally:
+        output.launched()
     return km
 
 
@@ -271,3 +288,90 @@ async def stop_kernel(km: AsyncKernelManager, kc: AsyncKernelClient | None, grac
         await km.cleanup_resources()
     except Exception:
         pass
+    output = outputs.pop(km, None)
+    if output is not None:  # what the kernel wrote before it exited is logged now
+        output.close()
+
+
+# each launched kernel's output pipes, until the kernel is stopped
+outputs: weakref.WeakKeyDictionary[Any, KernelOutput] = weakref.WeakKeyDictionary()
+
+
+class KernelOutput:
+    """A kernel process's own stdout and stderr (its file descriptors 1 and 2: C libraries,
+    child processes, ipykernel's echo of what they write) through pipes read on the loop that
+    launched the kernel. Each line is scrubbed of the secret values in the kernel's environment
+    and logged (``paramill.kernel``: stdout at INFO, stderr at WARNING, like ``--log-output``
+    logs cell streams) in ``context``, the run holding the kernel, so a sweep names the run.
+    Never on paramill's stdout (``paramill in.ipynb -`` writes the notebook there), never in
+    the middle of another log line. The read ends close at the kernel's EOF or at ``close``."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        from .secrets import StreamScrubber
+
+        self._loop = asyncio.get_running_loop()
+        self.context = contextvars.copy_context()  # a pool sets the run's when it hands out
+        self._pipes: dict[int, tuple[int, Any, StreamScrubber]] = {}  # read fd: level, ...
+        self.write_fds: list[int] = []
+        for level in (logging.INFO, logging.WARNING):
+            read_fd, write_fd = os.pipe()
+            os.set_blocking(read_fd, False)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            self._pipes[read_fd] = (level, decoder, StreamScrubber(secrets, lines=True))
+            self.write_fds.append(write_fd)
+            self._loop.add_reader(read_fd, self._read, read_fd)
+
+    def launched(self) -> None:
+        """The kernel holds the write ends now (or never will): ours go."""
+        for fd in self.write_fds:
+            os.close(fd)
+        self.write_fds = []
+
+    def _read(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._feed(fd, data)
+        else:  # every holder of the write end (the kernel, its children) is gone
+            self._close_pipe(fd)
+
+    def _feed(self, fd: int, data: bytes, final: bool = False) -> None:
+        level, decoder, scrubber = self._pipes[fd]
+        text = scrubber.feed(decoder.decode(data, final))
+        if final:
+            text += scrubber.close()
+        if text:
+            for line in text.removesuffix("\n").split("\n"):
+                emit = functools.partial(kernel_logger.log, level, "%s", line.rstrip("\r"))
+                self.context.run(emit)
+
+    def _close_pipe(self, fd: int) -> None:
+        with contextlib.suppress(OSError):  # what is left: up to EOF, EAGAIN or 1 MB
+            for _ in range(16):
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    break
+                self._feed(fd, data)
+        self._feed(fd, b"", final=True)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(fd)
+        os.close(fd)
+        del self._pipes[fd]
+
+    def close(self) -> None:
+        """Log what is left and close the pipes; from any thread (the reading loop does it)."""
+        self.launched()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop and self._loop.is_running():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing left to read
+                self._loop.call_soon_threadsafe(self.close)
+            return
+        for fd in list(self._pipes):
+            self._close_pipe(fd)

@@ -22,7 +22,6 @@ import atexit
 import concurrent.futures
 import contextlib
 import contextvars
-import functools
 import logging
 import os
 import signal
@@ -35,13 +34,12 @@ from queue import Empty
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
-from .kernels import kernel_pid, start_kernel, stop_kernel
+from .kernels import kernel_pid, outputs, start_kernel, stop_kernel
 
 if TYPE_CHECKING:
     from jupyter_client import AsyncKernelClient, AsyncKernelManager
 
 logger = logging.getLogger("paramill")
-kernel_logger = logging.getLogger("paramill.kernel")
 
 Key = tuple[str, str | None, tuple[tuple[str, str], ...]]
 
@@ -150,8 +148,6 @@ class KernelPool:
         self.handout_seconds: deque[float] = deque(maxlen=1000)
         self._queues: dict[Key, deque[asyncio.Task]] = {}
         self._given: weakref.WeakSet = weakref.WeakSet()  # handed out, for kill_all
-        self._stderr: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # km: its stderr
-        self._stderr_open: set[KernelStderr] = set()  # read ends not closed yet
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -234,8 +230,6 @@ class KernelPool:
             except BaseException:  # cancelled or failed: start_kernel cleaned up already
                 continue
             await stop_kernel(km, None, grace=0)
-        for stderr in list(self._stderr_open):
-            stderr.close()
 
     # -- filling --------------------------------------------------------------------------------
     @staticmethod
@@ -267,22 +261,14 @@ class KernelPool:
             from .forkserver import provisioner_stanza
 
             provisioner = provisioner_stanza(self.preload)  # the server imports them, once
-        stderr = KernelStderr(self._stderr_open)
-        try:
-            km, kc = await start_kernel(
-                kernel_name,
-                cwd=cwd,
-                startup_timeout=self.start_timeout,
-                env=dict(env) or None,
-                provisioner=provisioner,
-                stderr=stderr.write_fd,
-            )
-        except BaseException:
-            stderr.close()
-            raise
-        finally:
-            stderr.launched()
-        self._stderr[km] = stderr
+        # its output pipes are read on this loop (kernels.KernelOutput)
+        km, kc = await start_kernel(
+            kernel_name,
+            cwd=cwd,
+            startup_timeout=self.start_timeout,
+            env=dict(env) or None,
+            provisioner=provisioner,
+        )
         pid = kernel_pid(km)
         if pid:
             self.started_pids.append(pid)
@@ -336,8 +322,8 @@ class KernelPool:
             handoff.add_done_callback(self._unclaimed)
             raise
         self._given.add(km)
-        if km in self._stderr:  # its stderr lines are logged as this run's from now on
-            self._stderr[km].context = contextvars.copy_context()
+        if km in outputs:  # what its process writes is logged as this run's from now on
+            outputs[km].context = contextvars.copy_context()
         try:
             if self._aborted:
                 raise KernelError("the kernel pool was stopped (the sweep is being cancelled)")
@@ -378,72 +364,3 @@ def _close_at_exit(ref: weakref.ref) -> None:
     pool = ref()
     if pool is not None:
         pool.close(timeout=10)
-
-
-class KernelStderr:
-    """A pooled kernel's stderr: a pipe read on the pool's loop, each line logged (``paramill.
-    kernel``, WARNING) in the context of the run holding the kernel, so a sweep names the run
-    instead of letting the kernel write into the middle of the progress. Create it on the loop
-    that reads it; the read end closes at the kernel's EOF or at ``close``."""
-
-    def __init__(self, open_ones: set[KernelStderr]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._open_ones = open_ones
-        open_ones.add(self)
-        self.read_fd, self.write_fd = os.pipe()
-        os.set_blocking(self.read_fd, False)
-        self.context: contextvars.Context | None = None  # the run's, once handed out
-        self._partial = b""
-        self._loop.add_reader(self.read_fd, self._read)
-
-    def launched(self) -> None:
-        """The kernel holds the write end now (or never will): ours goes."""
-        if self.write_fd >= 0:
-            os.close(self.write_fd)
-            self.write_fd = -1
-
-    def _read(self) -> None:
-        try:
-            data = os.read(self.read_fd, 1 << 16)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            self._feed(data)
-        else:  # every holder of the write end (the kernel, its children) is gone
-            self.close()
-
-    def _feed(self, data: bytes) -> None:
-        *lines, self._partial = (self._partial + data).split(b"\n")
-        if len(self._partial) > 1 << 16:  # a line without end is logged in pieces
-            lines.append(self._partial)
-            self._partial = b""
-        for line in lines:
-            self._log(line)
-
-    def _log(self, line: bytes) -> None:
-        text = line.decode(errors="replace").rstrip("\r")
-        emit = functools.partial(kernel_logger.warning, "%s", text)
-        if self.context is None:
-            emit()
-        else:
-            self.context.run(emit)
-
-    def close(self) -> None:
-        self.launched()
-        if self.read_fd < 0:
-            return
-        with contextlib.suppress(OSError):  # what is left: up to EOF, EAGAIN or 1 MB
-            for _ in range(16):
-                data = os.read(self.read_fd, 1 << 16)
-                if not data:
-                    break
-                self._feed(data)
-        if self._partial:
-            self._log(self._partial)
-            self._partial = b""
-        self._loop.remove_reader(self.read_fd)
-        os.close(self.read_fd)
-        self.read_fd = -1
-        self._open_ones.discard(self)

@@ -451,6 +451,7 @@ def _run_local(
     from . import engine as _engine  # noqa: F401
     from .forkserver import enabled
     from .pool import KernelPool
+    from .secrets import kernel_env
 
     engine = run_options.get("engine_name")
     pooled = warm and engine in (None, "", "nbclient")  # other engines may not take a starter
@@ -486,8 +487,12 @@ def _run_local(
         try:
             if nb is not None:
                 kernel = kernel_for(nb, run_options)
-                if kernel:
-                    pool.warm(kernel, cwd=run_options.get("cwd"))
+                if kernel:  # with the environment the runs ask for (secrets included)
+                    env = {
+                        **(run_options.get("kernel_env") or {}),
+                        **kernel_env(run_options.get("secrets") or {}),
+                    }
+                    pool.warm(kernel, cwd=run_options.get("cwd"), env=env)
             for spec in specs:
                 futures[threads.submit(one, spec, starter)] = spec.index
             pending = set(futures)

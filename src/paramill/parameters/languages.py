@@ -202,6 +202,39 @@ class JuliaTranslator(_Translator):
 
 
 # -- Scala ---------------------------------------------------------------------------------------
+# The JVM has no unsetenv. Its own copy of the environment (System.getenv, a ProcessBuilder's
+# environment()) loses the variable by reflection (Spark opens java.lang to it); a child started
+# without touching environment() gets the process's native environment, where the variable's
+# bytes are overwritten in place through /proc/self/mem (the block /proc/self/stat locates).
+_SCALA_FORGET = """locally {
+  val n = {NAME}
+  scala.util.Try {
+    val f = Class.forName("java.lang.ProcessEnvironment").getDeclaredField("theEnvironment")
+    f.setAccessible(true)
+    f.get(null).asInstanceOf[java.util.Map[AnyRef, AnyRef]].keySet.removeIf(_.toString == n)
+  }
+  scala.util.Try {
+    val stat = scala.io.Source.fromFile("/proc/self/stat").mkString
+    val fields = stat.substring(stat.lastIndexOf(')') + 2).split(' ')
+    val (start, end) = (fields(47).toLong, fields(48).toLong)
+    val mem = new java.io.RandomAccessFile("/proc/self/mem", "rw")
+    try {
+      val block = new Array[Byte]((end - start).toInt)
+      mem.seek(start)
+      mem.readFully(block)
+      val key = (n + "=").getBytes("UTF-8")
+      for (i <- 0 to block.length - key.length
+           if (i == 0 || block(i - 1) == 0) && block.slice(i, i + key.length).sameElements(key)) {
+        val stop = block.indexOf(0.toByte, i) match { case -1 => block.length; case k => k }
+        val equals = key.length - 10  // PARAMILL_________=______: neither name nor value
+        mem.seek(start + i + 9)
+        mem.write(Array.tabulate(stop - i - 9)(k => (if (k == equals) '=' else '_').toByte))
+      }
+    } finally mem.close()
+  }
+  ()
+}"""
+
 class ScalaTranslator(_Translator):
     """Scala (Apache Toree, sparkmagic's sparkkernel)."""
 
@@ -215,6 +248,9 @@ class ScalaTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"sys.env({self.render(env_var)})"
+
+    def forget_secret(self, env_var: str) -> str:
+        return _SCALA_FORGET.replace("{NAME}", self.render(env_var))
 
     def assign(self, name: str, rendered: str) -> str:
         return f"val {name} = {rendered}"
@@ -260,6 +296,9 @@ class MatlabTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"getenv('{env_var}')"
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"setenv('{env_var}', '');"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"{name} = {rendered};"
@@ -313,6 +352,9 @@ class OctaveTranslator(MatlabTranslator):
         "endfunction endswitch end_unwind_protect".split()
     )
     _ERROR_LINE = re.compile(r"^error: (.*?)\r?$", re.MULTILINE)
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"unsetenv('{env_var}');"
 
     def render_none(self, name: str) -> str:
         return "[]"
@@ -379,6 +421,9 @@ class CSharpTranslator(_Translator):
     def render_secret(self, env_var: str) -> str:
         return f"System.Environment.GetEnvironmentVariable({self.render(env_var)})"
 
+    def forget_secret(self, env_var: str) -> str:
+        return f"System.Environment.SetEnvironmentVariable({self.render(env_var)}, null);"
+
     def assign(self, name: str, rendered: str) -> str:
         return f"var {name} = {rendered};"
 
@@ -429,6 +474,9 @@ class FSharpTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"System.Environment.GetEnvironmentVariable({self.render(env_var)})"
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"System.Environment.SetEnvironmentVariable({self.render(env_var)}, null)"
 
     def comment(self, text: str) -> str:
         return f"(* {text.strip()} *)"
@@ -491,6 +539,9 @@ class PowerShellTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"[Environment]::GetEnvironmentVariable({self.render(env_var)})"
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"[Environment]::SetEnvironmentVariable({self.render(env_var)}, $Null)"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"${name} = {rendered}"
@@ -566,6 +617,9 @@ class BashTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f'"${{{env_var}}}"'
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"unset -v {env_var}"
 
     def assign(self, name: str, rendered: str) -> str:
         if rendered.startswith("("):  # an array over a scalar (or vice versa) must start afresh
@@ -651,6 +705,9 @@ class JavaScriptTranslator(_Translator):
 
     def render_secret(self, env_var: str) -> str:
         return f"process.env[{self.render(env_var)}]"
+
+    def forget_secret(self, env_var: str) -> str:
+        return f"void delete process.env[{self.render(env_var)}];"
 
     def assign(self, name: str, rendered: str) -> str:
         return f"{self.declaration} {name} = {rendered};"

@@ -122,6 +122,12 @@ class Translator:
         value) and, where the language can, removes it so child processes do not inherit it."""
         raise ParameterError(f"secrets are not supported for {self.language}")
 
+    def forget_secret(self, env_var: str) -> str:
+        """A statement run right after the secret is bound that removes ``env_var`` from the
+        kernel's environment (child processes must not inherit it); empty when
+        ``render_secret`` removes it itself."""
+        return ""
+
 
 def escaped_str(value: str) -> str:
     """papermill's escaped string: unicode_escape, then ``"`` escaped, in double quotes."""
