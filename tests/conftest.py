@@ -14,6 +14,26 @@ import pytest
 PARAMILL = [sys.executable, "-m", "paramill"]
 
 
+# The parameters cell of papermill's fixture tests/notebooks/complex_parameters.ipynb (papermill
+# 2.x, unchanged since 2020), verbatim: two lines papermill cannot read, one not even Python.
+COMPLEX_PARAMETERS = (
+    "msg = None\n"
+    "a: float = 2.25 # Variable a\n"
+    "b = [\n"
+    "    'Hello', # First element\n"
+    "# Dummy comment\n"
+    "    'World'\n"
+    "] # type: List[str] Nice list\n"
+    "\n"
+    "# Interesting c variable\n"
+    'c: "NoneType" = None\n'
+    "# Not introspectable line\n"
+    "d = a == 3\n"
+    "# Broken name definition\n"
+    "= 2"
+)
+
+
 def make_notebook(
     cells: list[Any], kernel: str = "python3", language: str = "python", **metadata: Any
 ) -> nbformat.NotebookNode:

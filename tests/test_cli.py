@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import PARAMILL, read_nb, run_cli
+from tests.conftest import COMPLEX_PARAMETERS, PARAMILL, read_nb, run_cli
 
 pytestmark = pytest.mark.usefixtures("no_orphan_kernels")
 
@@ -101,6 +101,38 @@ def test_help_notebook(write_nb):
     ]
     none = run_cli("--help-notebook", write_nb(["1"], name="n.ipynb"))
     assert none.returncode == 1 and "No cell tagged 'parameters'" in none.stdout
+
+
+def test_help_notebook_keeps_every_line_that_parses(write_nb, tmp_path):
+    """papermill's own example (spec 1.6): one unparsable line no longer hides the rest."""
+    src = write_nb([("code", COMPLEX_PARAMETERS, "parameters"), "print(a, b)"])
+    proc = run_cli("--help-notebook", src)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[3:] == [
+        "  msg: Unknown type (default None)",
+        "  a: float (default 2.25)         Variable a",
+        "  b: List[str] (default ['Hello','World'])",
+        "                                  Nice list",
+        "  c: NoneType (default None)      ",
+    ]
+    assert proc.stderr == "Unable to parse line 14 '= 2'.\n"
+    # the run knows what the cell declares (the cell itself cannot run: prepare only)
+    out = tmp_path / "out.ipynb"
+    proc = run_cli(src, out, "-p", "a", "3.5", "-y", "b: [x]", "--strict", "--prepare-only")
+    assert proc.returncode == 0, proc.stderr
+    assert read_nb(out).cells[1].source == "# Parameters\nb = [\"x\"]\na = 3.5\n"
+
+
+def test_shell_escape_in_parameters_cell_hides_no_parameter(write_nb, tmp_path):
+    src = write_nb([("code", "files = !ls\nn = 1  # how many", "parameters"), "print(n)"])
+    assert run_cli("--help-notebook", src).stdout.splitlines()[3:] == [
+        "  n: Unknown type (default 1)     how many"
+    ]
+    out = tmp_path / "out.ipynb"
+    proc = run_cli(src, out, "-p", "n", "2", "--strict")
+    assert proc.returncode == 0, proc.stderr
+    assert "unknown" not in proc.stderr and "Unable to parse line 1 'files = !ls'." in proc.stderr
+    assert read_nb(out).cells[2].outputs[0].text == "2\n"
 
 
 def test_version_and_help():

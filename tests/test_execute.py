@@ -23,7 +23,7 @@ from paramill.errors import (
     RunTimeoutError,
     StorageError,
 )
-from tests.conftest import make_notebook, read_nb
+from tests.conftest import COMPLEX_PARAMETERS, make_notebook, read_nb
 
 pytestmark = pytest.mark.usefixtures("no_orphan_kernels")
 
@@ -199,7 +199,26 @@ def test_prepare_only_starts_no_kernel(write_nb, tmp_path):
     assert "start_time" not in read_nb(out)["metadata"]["papermill"]
 
 
+def test_non_finite_parameters_keep_the_notebook_strict_json(write_nb, tmp_path):
+    """README, "Where paramill differs": papermill writes a bare NaN token (not JSON)."""
+    import json
+
+    src = write_nb([PARAMS_CELL, "print(a, b)"])
+    out = tmp_path / "out.ipynb"
+    params = {"a": float("nan"), "b": [float("-inf")]}
+    paramill.execute_notebook(src, out, params, progress_bar=False)
+
+    def refuse(token):
+        raise AssertionError(f"not JSON: {token}")
+
+    saved = json.loads(out.read_text("utf-8"), parse_constant=refuse)
+    assert saved["metadata"]["papermill"]["parameters"] == {"a": "nan", "b": ["-inf"]}
+    assert saved["cells"][1]["source"][1:] == ["a = float('nan')\n", "b = [float('-inf')]\n"]
+    assert saved["cells"][2]["outputs"][0]["text"] == ["nan [-inf]\n"]
+
+
 def test_report_mode_keeps_other_jupyter_keys(write_nb):
+    """README, "Where paramill differs": papermill replaces metadata.jupyter whole."""
     nb = make_notebook([PARAMS_CELL, "1"])
     nb.cells[1].metadata["jupyter"] = {"outputs_hidden": True}
     src = write_nb([])
@@ -412,6 +431,22 @@ def test_inspect_notebook(write_nb):
         "msg": {"name": "msg", "inferred_type_name": "None", "default": "None", "help": ""},
     }
     assert paramill.inspect_notebook(write_nb(["1"], name="none.ipynb")) == {}
+
+
+def test_inspect_notebook_matches_papermill_on_its_fixture(write_nb):
+    src = write_nb([("code", COMPLEX_PARAMETERS, "parameters")])
+    # papermill's test_inspect_notebook expectation for complex_parameters.ipynb
+    assert paramill.inspect_notebook(src) == {
+        "msg": {"name": "msg", "inferred_type_name": "None", "default": "None", "help": ""},
+        "a": {"name": "a", "inferred_type_name": "float", "default": "2.25", "help": "Variable a"},
+        "b": {
+            "name": "b",
+            "inferred_type_name": "List[str]",
+            "default": "['Hello','World']",
+            "help": "Nice list",
+        },
+        "c": {"name": "c", "inferred_type_name": "NoneType", "default": "None", "help": ""},
+    }
 
 
 def test_notebook_node_input_not_mutated():

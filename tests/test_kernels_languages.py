@@ -28,6 +28,8 @@ PARAMS = {
     "s_quotes": "He said \"hi\" & 'bye' \\ C:\\users\\new\\x41 $HOME `id` %d %s {x} ${y} "
     "wow! !! !$ \\n",
     "s_multi": "line1\nline2\ttab ünïcødé € 😀",
+    # control characters followed by hex digits: Octave's \x escape eats every one of them
+    "s_ctrl": "\x01beef\x1f0\x7fF",
     "n_int": 42,
     "n_neg": -7,
     "n_big": 2**40,
@@ -350,6 +352,26 @@ def test_unrepresentable_value_stops_before_any_kernel(tmp_path):
     assert proc.returncode == 4
     assert "'x'" in proc.stderr and "R cannot represent" in proc.stderr
     assert "Executing notebook with kernel" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "name, value, cell",
+    [
+        ("PROMPT_COMMAND", "touch {marker}", "echo hi"),
+        ("PS4", "$(touch {marker})", "set -x; echo hi"),
+    ],
+)
+def test_bash_special_variable_never_reaches_the_kernel(tmp_path, name, value, cell):
+    """On a real bash_kernel these names run their value as code (before each prompt, with
+    `set -x`): they are refused before any kernel starts."""
+    marker = tmp_path / "pwned"
+    src = notebook_path(tmp_path, "bash", [("code", "x=0", "parameters"), cell, "echo done"])
+    proc = run_cli(
+        src, tmp_path / "o.ipynb", "-p", name, value.format(marker=marker), "--cwd", tmp_path
+    )
+    assert proc.returncode == 4, proc.stderr
+    assert f"parameter '{name}': {name} is a special Bash variable" in proc.stderr
+    assert "Executing notebook with kernel" not in proc.stderr and not marker.exists()
 
 
 # -- Scala: a 12-20 s kernel start, run once ------------------------------------------------------

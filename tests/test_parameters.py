@@ -102,6 +102,43 @@ def test_cast_beats_yaml_regardless_of_cli_order():
     assert resolve(cast=[("a", "2")], raw=[("a", "3")])["a"] == "3"
 
 
+@pytest.mark.parametrize("name", ["p.json", "p.yaml", "p"])
+def test_json_parameter_files_are_read_exactly(tmp_path, name):
+    """JSON text is JSON, whatever the file's name: YAML refused the surrogate pair, read
+    U+0085 as a line break and 1e3 as a string."""
+    path = tmp_path / name
+    text = '{"emoji": "\\ud83d\\ude00", "nel": "a\u0085b", "n": 1e3, "big": 12345678901234567890}'
+    path.write_text(text, encoding="utf-8")
+    assert resolve(files=[str(path)]) == {
+        "emoji": "😀",
+        "nel": "a\u0085b",
+        "n": 1000.0,
+        "big": 12345678901234567890,
+    }
+
+
+def test_json_file_errors_and_limits(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text('{"a": 1,}')  # not JSON: a .json file is not read as YAML instead
+    with pytest.raises(ParameterError, match=r"p.json: invalid JSON at line 1, column 9"):
+        resolve(files=[str(bad)])
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ParameterError, match="deep.json: JSON nested too deeply"):
+        resolve(files=[str(deep)])
+    deep.write_text('{"a": ' + "[" * 150 + "]" * 150 + "}")
+    with pytest.raises(ParameterError, match="nested more than 100 levels"):
+        resolve(files=[str(deep)])
+    lone = tmp_path / "lone.json"
+    lone.write_text('{"s": "\\ud83d"}')
+    with pytest.raises(ParameterError, match="unpaired surrogate"):
+        resolve(files=[str(lone)])
+    listed = tmp_path / "list.json"
+    listed.write_text("[1]")
+    with pytest.raises(ParameterError, match="mapping of names to values, got a list"):
+        resolve(files=[str(listed)])
+
+
 def test_missing_parameter_file():
     with pytest.raises(ParameterError, match="no such file"):
         resolve(files=["/nonexistent/params.yaml"])
@@ -167,14 +204,14 @@ maybe: int | None = None
 def test_inspect_python_ast():
     params = {p.name: p for p in inspect_python(CELL)}
     assert list(params) == ["date", "a", "b", "c", "url", "n", "mode", "maybe"]
-    assert params["date"].help == "the run date"
+    assert params["date"].help == ""  # as in papermill, a comment line above is not help
     assert (params["a"].type_name, params["a"].default, params["a"].help) == (
         "float",
         "2.25",
         "Variable a",
     )
     assert params["b"].type_name == "List[str]" and params["b"].help == "Nice list"
-    assert params["b"].default == "['Hello', 'World']"
+    assert params["b"].default == '["Hello","World",]'  # papermill joins the lines
     assert params["c"].type_name == "NoneType"
     assert params["url"].default == '"http://x/?a=b#frag"' and params["url"].help == "has = and #"
     assert (params["n"].type_name, params["n"].help) == ("int", "count of things")
@@ -183,7 +220,48 @@ def test_inspect_python_ast():
 
 def test_inspect_unparsable_cell_warns(caplog):
     assert inspect_python("a = (\n") == []
-    assert "Unable to parse" in caplog.text
+    assert caplog.messages == ["Unable to parse line 1 'a = ('."]
+
+
+@pytest.mark.parametrize(
+    "cell, names, warnings",
+    [
+        ("files = !ls\nx = 1", ["x"], ["Unable to parse line 1 'files = !ls'."]),
+        ("x = 1\n= 2\ny = 3", ["x", "y"], ["Unable to parse line 2 '= 2'."]),
+        ("b = [\n 1,\n = 2\n]\nc = 3", ["b", "c"], ["Unable to parse line 3 ' = 2'."]),
+        ('x = """open\ny = 1', ["y"], ["Unable to parse line 1 'x = \"\"\"open'."]),
+        ("x = 1\0\ny = 2", ["y"], ["Unable to parse line 1 'x = 1\0'."]),
+        ("  a = 1\n  b = 2", ["a", "b"], []),  # indented lines, read as papermill reads them
+        ("a = 1\r\nb = 2\rc = 3", ["a", "b", "c"], []),
+        ("d = a == 3\ne = a < 3\nf = 2", ["f"], []),  # comparisons are flags, not defaults
+    ],
+)
+def test_inspect_keeps_every_statement_that_parses(caplog, cell, names, warnings):
+    assert [p.name for p in inspect_python(cell)] == names
+    assert caplog.messages == warnings
+
+
+def test_inspect_gives_up_on_cells_that_are_not_python(caplog):
+    assert inspect_python("x = 1\n" + "= 2\n" * 101) == []
+    assert len(caplog.messages) == 102
+    assert caplog.messages[-1].endswith("more than 100 lines are not Python.")
+    caplog.clear()
+    assert inspect_python("x = " + "-" * 100_000 + "1") == []
+    assert caplog.messages == ["Unable to parse the parameters cell: nested too deeply."]
+
+
+@pytest.mark.parametrize(
+    "value, default",
+    [
+        ("[\n    'Hello', # First\n# Dummy\n    'World'\n]", "['Hello','World']"),
+        ("dict(a=1,  # one\n     b=2)", "dict(a=1,b=2)"),
+        ("(not\n True)", "not True"),  # two words stay two words
+        ("'''a\n  b'''", "'a\\n  b'"),  # a string spanning lines: its value, on one line
+    ],
+)
+def test_inspect_multiline_default_is_joined_like_papermill(value, default):
+    (param,) = inspect_python(f"x = {value}")
+    assert param.default == default
 
 
 def test_check_unknown_warns_or_fails(caplog):

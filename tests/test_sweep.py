@@ -20,6 +20,8 @@ from paramill.sweeps import (
     combine_grids,
     current_run,
     expand_grid,
+    format_table,
+    load_grid_file,
     parse_grid_options,
     plan_runs,
     sweep_exit_code,
@@ -80,6 +82,75 @@ def test_grid_flags_cast_like_p_and_form_a_product():
         parse_grid_options(["date"])
     with pytest.raises(ParameterError, match="expected a mapping"):
         expand_grid([1, 2])
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)  # under 1 KB: 9**9 values, and a product of 9**9 runs
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (ALIAS_BOMB, "expands to more than 1,000,000 values"),
+        ("a: " + "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("a: " + "[" * 150 + "1" + "]" * 150, "nested more than 100 levels"),
+        ("- " * 50 + "{a: 1}", "expected a mapping"),
+        ("a: [1, 2\n", "invalid YAML at line 2"),
+        ("42", "expected a mapping of lists or a list of mappings"),
+    ],
+)
+def test_grid_file_has_the_limits_of_parameter_files(tmp_path, text, message):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    began = time.monotonic()
+    proc = run_cli("sweep", tmp_path / "none.ipynb", tmp_path / "o_{a}.ipynb", "--grid-file", path)
+    assert time.monotonic() - began < 30  # the bomb took 30 s and a MemoryError
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.startswith(f"paramill: error: grid file {path}") and message in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1  # one line, no traceback
+
+
+def test_grid_file_json_is_exact(tmp_path):
+    path = tmp_path / "grid.json"
+    path.write_text('{"s": ["\\ud83d\\ude00", "a\u0085b"]}', encoding="utf-8")
+    assert expand_grid(load_grid_file(str(path))) == [{"s": "😀"}, {"s": "a\u0085b"}]
+
+
+def test_run_count_is_capped_before_the_product_is_built(report, tmp_path):
+    big = {f"p{i}": list(range(10)) for i in range(9)}  # 10**9 runs: never built
+    began = time.monotonic()
+    with pytest.raises(ParameterError, match=r"1,000,000,000 runs, more than the limit of 10,000"):
+        combine_grids([big])
+    with pytest.raises(ParameterError, match="--max-runs N"):
+        paramill.sweep(report, str(tmp_path / "o.ipynb"), big)
+    assert time.monotonic() - began < 1
+    grid = {"a": list(range(100)), "b": list(range(101))}
+    with pytest.raises(ParameterError, match="10,100 runs, more than the limit of 10,000"):
+        combine_grids([grid])
+    assert len(combine_grids([grid], max_runs=10_100)) == 10_100
+    with pytest.raises(ParameterError, match="3 runs, more than the limit of 2"):
+        paramill.sweep(report, str(tmp_path / "o_{a}.ipynb"), {"a": [1, 2, 3]}, max_runs=2)
+    proc = run_cli(
+        "sweep", report, tmp_path / "o_{a}_{b}.ipynb", "--grid", "a=1,2", "--grid", "b=1,2",
+        "--max-runs", "3",
+    )  # fmt: skip
+    assert proc.returncode == 4 and "4 runs, more than the limit of 3" in proc.stderr
+    assert not list(tmp_path.glob("o_*"))
+
+
+def test_prepare_only_sweep_is_not_a_failure(report, tmp_path):
+    """prepare_only runs have no error: ok, exit code 0, counted as prepared."""
+    results = paramill.sweep(
+        report, str(tmp_path / "p_{region}.ipynb"), {"region": ["a", "b"]}, prepare_only=True
+    )
+    assert [(r.status, r.ok, r.exit_code) for r in results] == [("prepared", True, 0)] * 2
+    assert sweep_exit_code(results) == 0
+    assert format_table(results).splitlines()[-1] == "2 runs: 2 prepared, 0 failed"
+    assert read_nb(tmp_path / "p_a.ipynb").cells[1].source == (
+        "# Parameters\nregion = \"a\"\n"
+    )
 
 
 def test_output_clash_is_rejected_before_anything_runs(report, tmp_path):

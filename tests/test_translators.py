@@ -30,6 +30,7 @@ from paramill.parameters.languages import (
     TypeScriptTranslator,
 )
 from paramill.parameters.translators import PythonTranslator
+from paramill.secrets import secret_source
 from tests.conftest import make_notebook, run_cli
 
 VALUES = {
@@ -212,7 +213,9 @@ def test_papermill_cells_and_comments():
         (CSharpTranslator, "é1", '"\\u00e91"'),  # \xe91 would be one character in C#
         # control characters other than \n \r \t
         (RTranslator, "a\x01", '"a\\u0001"'),
-        (OctaveTranslator, "a\x01\x7f", '"a\\x01\\x7f"'),
+        # octal with three digits: Octave's \x takes every hex digit that follows ("\x01beef")
+        (OctaveTranslator, "a\x01\x7f", '"a\\001\\177"'),
+        (OctaveTranslator, "\x01beef\x1f7", '"\\001beef\\0377"'),
         (PowerShellTranslator, "a\x01", '"a`u{1}"'),
         # interpolation
         (JuliaTranslator, "$x", '"\\$x"'),
@@ -252,6 +255,13 @@ def test_papermill_cells_and_comments():
         (CSharpTranslator, [], "new object[] {  }"),
         (CSharpTranslator, [1, 2.5], "new [] { 1, 2.5 }"),
         (CSharpTranslator, [[1]], "new object[] { new [] { 1 } }"),
+        # a list of dicts is a Dictionary<string,Object>[], as papermill types it
+        (
+            CSharpTranslator,
+            [{"a": 1}, {}],
+            'new [] { new Dictionary<string,Object>{ { "a" , 1 } }, '
+            "new Dictionary<string,Object>{  } }",
+        ),
         (FSharpTranslator, {}, "Map.empty<string, IComparable>"),
         # integers past the 64-bit literals
         (ScalaTranslator, 2**64, 'BigInt("18446744073709551616")'),
@@ -317,6 +327,20 @@ def test_invalid_names(key, name):
     translator = get_translator(key, None)
     with pytest.raises(ParameterError, match="not a valid"):
         translator.codify({name: 1})
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["PROMPT_COMMAND", "PS1", "PS2", "PS4", "IFS", "PATH", "BASH_ENV", "ENV", "SHELLOPTS",
+     "BASHOPTS", "CDPATH", "GLOBIGNORE", "HOME", "HISTFILE", "LD_PRELOAD", "LC_ALL", "TMOUT"],
+)  # fmt: skip
+def test_bash_refuses_special_variables(name):
+    """Assigning these runs the value as code or changes how every later command runs."""
+    with pytest.raises(ParameterError, match=f"parameter '{name}': {name} is a special Bash"):
+        BashTranslator().codify({name: "touch pwned"})
+    with pytest.raises(ParameterError, match=f"'{name}'"):
+        secret_source(BashTranslator(), [name])
+    assert BashTranslator().codify({name.lower(): 1}).endswith(f"{name.lower()}=1\n")
 
 
 @pytest.mark.parametrize(
@@ -508,6 +532,26 @@ def test_help_notebook_for_r_and_for_a_language_without_introspection(tmp_path):
     proc = run_cli(sh_nb, "--help-notebook")
     assert proc.returncode == 0, proc.stderr
     assert "introspection is not available for Bash" in proc.stdout
+    # papermill's warning, naming the notebook's language as papermill does
+    assert proc.stderr == (
+        "Translator for 'bash' language does not support parameter introspection.\n"
+    )
+
+
+@pytest.mark.parametrize("kernel, language", [("toree_scala", "scala"), ("bash", "bash")])
+def test_languages_without_introspection_log_papermills_line(tmp_path, caplog, kernel, language):
+    import nbformat
+
+    from paramill import inspect_notebook
+
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(make_notebook([("code", "x=1", "parameters")], kernel, language), path)
+    line = f"Translator for '{language}' language does not support parameter introspection."
+    proc = run_cli(path, tmp_path / "out.ipynb", "-p", "x", "2", "--prepare-only")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[2:] == [line, "Passed unknown parameter: x"]
+    assert inspect_notebook(path) == {}
+    assert [r.getMessage() for r in caplog.records] == [line]
 
 
 def test_inspect_notebook_api_for_julia(tmp_path):

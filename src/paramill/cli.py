@@ -620,6 +620,13 @@ share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1
     "--grid-file",
     help="YAML/JSON: a mapping of lists (a product) or a list of parameter mappings.",
 )
+@click.option(
+    "--max-runs",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Refuse a grid of more runs than this (checked before any run starts).",
+)
 @click.option("--workers", type=click.IntRange(min=1), help="Parallel runs [default: cores].")
 @click.option("--fail-fast", is_flag=True, help="Start no new run after one fails.")
 @click.option("--summary", metavar="FILE", help="Write the summary table as .json or .csv.")
@@ -656,6 +663,7 @@ def sweep_command(
     output_template: str,
     grid: tuple[str, ...],
     grid_file: str | None,
+    max_runs: int,
     workers: int | None,
     fail_fast: bool,
     summary: str | None,
@@ -707,7 +715,7 @@ def sweep_command(
             grids.append(sweeps.parse_grid_options(grid))
         if grid_file:
             grids.append(sweeps.load_grid_file(grid_file, storage_options))
-        runs = sweeps.combine_grids(grids) if grids else [{}]
+        runs = sweeps.combine_grids(grids, max_runs)
         secrets = _secrets(*(options.pop(k) for k in ("secret", "secret_env", "secret_file")))
         console = sweeps.SweepConsole(len(runs))
         console.install(log_level)
@@ -724,6 +732,7 @@ def sweep_command(
             preload=False if no_preload and not modules else modules,
             warm=warm,
             fork_server=fork_server,
+            max_runs=max_runs,
             events=console,
             engine_name=options.pop("engine"),
             kernel_name=options.pop("kernel"),

@@ -297,16 +297,10 @@ def parameterize(
     from .secrets import redacted, secret_source
 
     translator = translator_for(nb, kernel_name, language)
-    declared = None
-    params_index = nbops.find_tagged(nb, nbops.PARAMETERS_TAG)
-    if params_index is not None:
-        try:
-            declared = translator.inspect(nb.cells[params_index].source)
-        except NotImplementedError:
-            logger.warning(
-                "Translator for '%s' language does not support parameter introspection.",
-                translator.language,
-            )
+    try:
+        declared = declared_parameters(nb, language=language, translator=translator)
+    except NotImplementedError:
+        declared = None
     hidden = redacted(secrets or {})
     check_parameters(declared, {**parameters, **hidden}, strict=strict)
     source = translator.codify(parameters, comment) + secret_source(translator, list(hidden))
@@ -752,22 +746,31 @@ def inspect_notebook(
     try:
         declared = declared_parameters(nb, kernel_name=kernel_name, language=language)
     except NotImplementedError:
-        logger.warning(
-            "Translator for '%s' language does not support parameter introspection.",
-            notebook_language(nb, language),
-        )
         return {}
     return {p.name: p.as_papermill() for p in declared or []}
 
 
 def declared_parameters(
-    nb: NotebookNode, *, kernel_name: str | None = None, language: str | None = None
+    nb: NotebookNode,
+    *,
+    kernel_name: str | None = None,
+    language: str | None = None,
+    translator: Translator | None = None,
 ) -> list | None:
     """Declared parameters, or None when there is no parameters cell.
 
-    Raises NotImplementedError when the language has no introspection.
+    When the language has no introspection, logs papermill's warning (naming the notebook's
+    language, as papermill does) and raises NotImplementedError.
     """
     index = nbops.find_tagged(nb, nbops.PARAMETERS_TAG)
     if index is None:
         return None
-    return translator_for(nb, kernel_name, language).inspect(nb.cells[index].source)
+    translator = translator or translator_for(nb, kernel_name, language)
+    try:
+        return translator.inspect(nb.cells[index].source)
+    except NotImplementedError:
+        logger.warning(
+            "Translator for '%s' language does not support parameter introspection.",
+            notebook_language(nb, language),
+        )
+        raise

@@ -16,6 +16,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -38,15 +39,16 @@ Grid = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 
 
 # -- grids ---------------------------------------------------------------------------------------
+def _values(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple, set, frozenset, range)) else [value]
+
+
 def expand_grid(grid: Grid) -> list[dict[str, Any]]:
     """A mapping of lists is a cartesian product (first name varies slowest); a list of
     mappings is taken as it is. A scalar (or string) value counts as a one-element list."""
     if isinstance(grid, Mapping):
         names = list(grid)
-        values = [
-            list(v) if isinstance(v, (list, tuple, set, frozenset, range)) else [v]
-            for v in grid.values()
-        ]
+        values = [_values(v) for v in grid.values()]
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
     if isinstance(grid, (list, tuple)):
         runs = []
@@ -78,28 +80,53 @@ def parse_grid_options(items: Iterable[str]) -> dict[str, list[Any]]:
 
 
 def load_grid_file(path: str, storage_options: dict[str, Any] | None = None) -> Grid:
-    """A YAML/JSON file holding a mapping of lists or a list of mappings."""
-    import yaml
-
+    """A YAML/JSON file holding a mapping of lists or a list of mappings, read like ``-f``
+    (JSON exactly, YAML with its depth and alias-expansion limits)."""
     from . import storage
-    from .parameters.sources import _yaml_loader
+    from .parameters.sources import check_renderable, read_file
 
+    shown = storage.display_url(path)
     try:
-        text = storage.read_text(path, storage_options)
-    except ParamillError as exc:
-        raise ParameterError(f"grid file {exc.message}") from None
-    path = storage.display_url(path)
-    try:
-        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"grid file {path}: invalid YAML: {exc}".splitlines()[0]) from None
-    if not isinstance(data, (Mapping, list)):
-        raise ParameterError(f"grid file {path}: expected a mapping of lists or a list of mappings")
+        data = read_file(path, storage_options, what="grid")
+        if not isinstance(data, (Mapping, list)):
+            raise ParameterError(f"{shown}: expected a mapping of lists or a list of mappings")
+        check_renderable(data if isinstance(data, Mapping) else {"grid": data})
+        if isinstance(data, list):
+            expand_grid(data)  # every item a mapping (a list is not expanded: no product)
+    except ParameterError as exc:
+        message = exc.message  # every message starts "grid file g.yaml: ..."
+        if not message.startswith(shown):
+            message = f"{shown}: {message}"
+        if not message.startswith("grid file "):
+            message = f"grid file {message}"
+        raise ParameterError(message) from None
     return data
 
 
-def combine_grids(grids: Iterable[Grid]) -> list[dict[str, Any]]:
-    """Several grids (``--grid`` flags and ``--grid-file``) form their cartesian product."""
+#: more runs than this need ``max_runs=`` (``--max-runs``): a typo in a grid should not
+#: start a million kernels
+MAX_RUNS = 10_000
+
+
+def grid_size(grid: Grid) -> int:
+    """How many runs ``grid`` expands to, without expanding it."""
+    if isinstance(grid, Mapping):
+        return math.prod(len(_values(v)) for v in grid.values())
+    if isinstance(grid, (list, tuple)):
+        return len(grid)
+    return 1  # expand_grid refuses it
+
+
+def combine_grids(grids: Iterable[Grid], max_runs: int = MAX_RUNS) -> list[dict[str, Any]]:
+    """Several grids (``--grid`` flags and ``--grid-file``) form their cartesian product; more
+    than ``max_runs`` runs is a ParameterError raised before any is built."""
+    grids = list(grids)
+    total = math.prod(grid_size(grid) for grid in grids)
+    if total > max_runs:
+        raise ParameterError(
+            f"the sweep has {total:,} runs, more than the limit of {max_runs:,}; "
+            "raise it with --max-runs N (Python: max_runs=N) if that many are meant"
+        )
     runs: list[dict[str, Any]] = [{}]
     for grid in grids:
         runs = [{**left, **right} for left in runs for right in expand_grid(grid)]
@@ -230,8 +257,8 @@ class SweepRun:
     grid: dict[str, Any]
     parameters: dict[str, Any]
     output_path: str | None
-    status: str  # completed | failed | timeout | kernel-died | cancelled | output-error
-    #            | error (before the kernel ran) | skipped (--fail-fast)
+    status: str  # completed | prepared (prepare_only) | skipped (--fail-fast) | failed | timeout
+    #            | kernel-died | cancelled | output-error | error (before the kernel ran)
     duration: float | None = None
     error: ParamillError | None = None
     records: Any = None
@@ -245,7 +272,8 @@ class SweepRun:
 
     @property
     def ok(self) -> bool:
-        return self.status == "completed"
+        """No error, as ``RunResult.ok``: completed, prepared or skipped."""
+        return self.error is None
 
     @property
     def label(self) -> str:
@@ -253,9 +281,7 @@ class SweepRun:
 
     @property
     def exit_code(self) -> int:
-        if self.ok or self.status == "skipped":
-            return 0
-        return self.error.exit_code if self.error is not None else 1
+        return 0 if self.error is None else self.error.exit_code
 
     @property
     def failing_cell(self) -> str:
@@ -316,9 +342,9 @@ def execute_one(
 
 
 def sweep_exit_code(runs: Iterable[SweepRun]) -> int:
-    """0 when every run completed; the failed runs' exit code when they all share one
+    """0 when no run failed; the failed runs' exit code when they all share one
     (e.g. 1 for cell errors, 7 for cell timeouts); 1 for a mix of failures."""
-    codes = {run.exit_code for run in runs if not run.ok and run.status != "skipped"}
+    codes = {run.exit_code for run in runs if not run.ok}
     codes.discard(0)
     if not codes:
         return 0
@@ -351,6 +377,7 @@ def sweep(
     events: SweepEvents | None = None,
     fork_server: bool | None = None,
     allow_path_values: bool = False,
+    max_runs: int = MAX_RUNS,
     **run_options: Any,
 ) -> list[SweepRun]:
     """Run ``template`` once per parameter set of ``grid``; one ``SweepRun`` per run, in grid
@@ -364,7 +391,8 @@ def sweep(
     ``preload``: modules imported in each warm kernel before its run (None: the template's own
     imports; a list adds to them; False: none). ``fork_server``: fork python kernels from a
     pre-imported server (local executor; None: on unless ``PARAMILL_FORK_SERVER=0``).
-    ``allow_path_values``: values filled into the templates may hold folders and URLs. Other
+    ``allow_path_values``: values filled into the templates may hold folders and URLs.
+    ``max_runs``: a grid of more runs is a ParameterError raised before anything runs. Other
     keyword arguments go to ``paramill.run`` (``kernel_name``, ``start_timeout``,
     ``execution_timeout``, ``run_timeout``, ``cwd``, ``report_mode``, ``strict``,
     ``log_output``, ``storage_options``, ...).
@@ -378,10 +406,15 @@ def sweep(
         storage_options=run_options.get("storage_options"),
     )
     specs = plan_runs(
-        template, output_template, expand_grid(grid), base, allow_path_values=allow_path_values
+        template,
+        output_template,
+        combine_grids([grid], max_runs),
+        base,
+        allow_path_values=allow_path_values,
     )
     for name in ("progress_bar", "handle_signals", "kernel_starter"):
         run_options.pop(name, None)
+    warm = warm and not run_options.get("prepare_only")  # no run would use a warm kernel
     events = events or SweepEvents()
     if executor == "dask":
         from .integrations.dask import run_on_dask
@@ -573,9 +606,11 @@ def format_table(runs: Sequence[SweepRun], width: int = 48) -> str:
     lines = [
         "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in table
     ]
-    failed = sum(1 for r in runs if not r.ok and r.status != "skipped")
+    failed = sum(1 for r in runs if not r.ok)
     skipped = sum(1 for r in runs if r.status == "skipped")
-    tail = f"{len(runs)} runs: {len(runs) - failed - skipped} completed, {failed} failed"
+    prepared = sum(1 for r in runs if r.status == "prepared")  # prepare_only: all or none
+    fine = f"{prepared} prepared" if prepared else f"{len(runs) - failed - skipped} completed"
+    tail = f"{len(runs)} runs: {fine}, {failed} failed"
     if skipped:
         tail += f", {skipped} skipped"
     return "\n".join([*lines, tail])

@@ -52,20 +52,84 @@ def _comments_by_line(source: str) -> dict[int, str]:
     return comments
 
 
-def _strip_magics(source: str) -> str:
-    """IPython magics and shell escapes are not Python: blank them so the rest parses."""
-    lines = source.splitlines()
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+#: a cell with more unreadable lines than this is not a parameters cell worth recovering
+MAX_UNPARSABLE_LINES = 100
+
+
+def _parse_what_parses(source: str) -> tuple[ast.Module, str] | None:
+    """The cell's syntax tree and the text it was parsed from, without the lines that are not
+    Python: IPython magics and shell escapes are blanked silently; a line that breaks parsing
+    (``files = !ls``, a stray ``= 2``) is blanked with papermill's warning and parsing retried,
+    so every statement that can be read is kept. None when nothing can be recovered."""
+    original = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in original]
+
+    def drop(number: int) -> None:
+        logger.warning("Unable to parse line %s '%s'.", number, original[number - 1])
+        lines[number - 1] = ""
+
+    for number, line in enumerate(lines, 1):
+        if "\0" in line:  # the parser refuses the whole text, naming no line
+            drop(number)
+    for _ in range(MAX_UNPARSABLE_LINES + 1):
+        text = "\n".join(lines)
+        try:
+            return ast.parse(text), text
+        except (MemoryError, RecursionError):
+            logger.warning("Unable to parse the parameters cell: nested too deeply.")
+            return None
+        except SyntaxError as exc:
+            number = min(exc.lineno or len(lines), len(lines))
+            line = lines[number - 1]
+            if exc.msg == "unexpected indent" and line[:1].isspace():
+                lines[number - 1] = line.lstrip()  # papermill reads indented lines too
+                continue
+            while number > 1 and not lines[number - 1].strip():
+                number -= 1  # "never closed" and EOF errors can point past the culprit
+            if not lines[number - 1].strip():
+                logger.warning("Unable to parse the parameters cell (%s).", exc.msg)
+                return None
+            drop(number)
+    logger.warning(
+        "Unable to parse the parameters cell: more than %s lines are not Python.",
+        MAX_UNPARSABLE_LINES,
+    )
+    return None
+
+
+def _default_text(text: str, value: ast.expr) -> str:
+    """The default as papermill shows it: a value written over several lines is joined into
+    one, each line without its comment and surrounding space (``['Hello','World']``)."""
+    segment = ast.get_source_segment(text, value) or ""
+    if "\n" not in segment:
+        return segment
+    rows = segment.split("\n")
+    joined, end = "", None
+    skip = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(segment).readline):
+            if tok.type in skip or tok.type in (tokenize.INDENT, tokenize.DEDENT):
+                continue
+            if end is not None:
+                if tok.start[0] == end[0]:
+                    joined += rows[end[0] - 1][end[1] : tok.start[1]]
+                elif (joined[-1:].isalnum() or joined[-1:] == "_") and (
+                    tok.string[:1].isalnum() or tok.string[:1] == "_"
+                ):
+                    joined += " "  # two words from two lines stay two words
+            joined += tok.string
+            end = tok.end
+    except (tokenize.TokenError, SyntaxError):
+        joined = ""
+    return joined if joined and "\n" not in joined else ast.unparse(value)
 
 
 def inspect_python(source: str) -> list[Parameter]:
-    try:
-        tree = ast.parse(_strip_magics(source))
-    except SyntaxError as exc:
-        logger.warning("Unable to parse the parameters cell (line %s: %s).", exc.lineno, exc.msg)
+    parsed = _parse_what_parses(source)
+    if parsed is None:
         return []
-    comments = _comments_by_line(source)
-    lines = source.splitlines()
+    tree, text = parsed
+    comments = _comments_by_line(text)
     found: list[Parameter] = []
     for node in tree.body:
         if isinstance(node, ast.Assign):
@@ -75,9 +139,13 @@ def inspect_python(source: str) -> list[Parameter]:
             targets, annotation, value = [node.target], node.annotation, node.value
         else:
             continue
+        if isinstance(value, ast.Compare):
+            # a flag computed from other values (`d = a == 3`), not a default a user sets;
+            # papermill never lists one either (it cannot read a line with two "=")
+            continue
+        # help is the statement's trailing comment, as in papermill (a comment line above
+        # it is not: papermill's own example shows none for "# Interesting c variable")
         comment = comments.get(node.end_lineno or node.lineno) or comments.get(node.lineno, "")
-        if not comment and node.lineno >= 2 and lines[node.lineno - 2].strip().startswith("#"):
-            comment = comments.get(node.lineno - 1, "")
         type_name, help_text = "None", comment
         if comment.startswith("type:"):
             parts = comment[len("type:") :].strip().split(None, 1)
@@ -91,11 +159,10 @@ def inspect_python(source: str) -> list[Parameter]:
                 except SyntaxError:
                     annotation = None
             else:
-                type_name = ast.get_source_segment(source, annotation) or ast.unparse(annotation)
+                type_name = ast.get_source_segment(text, annotation) or ast.unparse(annotation)
         default_text, default_value = "", _NO_VALUE
         if value is not None:
-            segment = ast.get_source_segment(source, value) or ""
-            default_text = segment if "\n" not in segment else ast.unparse(value)
+            default_text = _default_text(text, value)
             try:
                 default_value = ast.literal_eval(value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):

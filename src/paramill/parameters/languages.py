@@ -361,7 +361,8 @@ class OctaveTranslator(MatlabTranslator):
 
     def render_text(self, value: str, name: str) -> str:
         def other(ch: str) -> str | None:
-            return f"\\x{ord(ch):02x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else None
+            # octal with exactly three digits: Octave's \x takes every hex digit that follows
+            return f"\\{ord(ch):03o}" if ord(ch) < 0x20 or ord(ch) == 0x7F else None
 
         return '"' + _escape(value, _C_NAMED, other) + '"'
 
@@ -400,6 +401,8 @@ def _scalar_kind(value: Any) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
+    if isinstance(value, Mapping):
+        return "dict"  # every dict renders as a Dictionary<string,Object>
     return "other"
 
 
@@ -446,7 +449,8 @@ class CSharpTranslator(_Translator):
     def render_list(self, value: list, name: str) -> str:
         items = ", ".join(self.render(v, name) for v in value)
         kinds = {_scalar_kind(v) for v in value}
-        # an implicitly typed array needs one best type: mixed, nested or empty -> object[]
+        # an implicitly typed array needs one best type (a list of dicts is a
+        # Dictionary<string,Object>[], as in papermill): mixed, nested lists or empty -> object[]
         if len(kinds) == 1 and "other" not in kinds:
             return f"new [] {{ {items} }}"
         return f"new object[] {{ {items} }}"
@@ -589,6 +593,27 @@ class BashTranslator(_Translator):
     _SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
     _CONTROL = re.compile(r"[\x01-\x1f\x7f]")
     FAILURE_MARK = "[paramill] command failed"
+    #: variables the shell (or the programs it starts) reads: assigning one runs its value as
+    #: code (prompts, PROMPT_COMMAND, BASH_ENV, LD_PRELOAD, HISTFILE written at exit) or changes
+    #: how every later command runs (IFS, PATH, HOME, locale, shell options, readonly ones)
+    SPECIAL_NAMES = frozenset(
+        "PS0 PS1 PS2 PS3 PS4 PROMPT_COMMAND PROMPT_DIRTRIM ENV BASH BASHOPTS BASHPID SHELLOPTS "
+        "IFS PATH CDPATH HOME GLOBIGNORE GLOBSORT EXECIGNORE FIGNORE FUNCNEST INPUTRC HOSTFILE "
+        "TIMEFORMAT TMOUT TMPDIR IGNOREEOF POSIXLY_CORRECT SHELL TERM COLUMNS LINES LANG "
+        "MAIL MAILCHECK MAILPATH OPTARG OPTIND OPTERR PWD OLDPWD SHLVL UID EUID PPID GROUPS "
+        "RANDOM SRANDOM SECONDS LINENO EPOCHREALTIME EPOCHSECONDS FUNCNAME DIRSTACK PIPESTATUS "
+        "HISTCMD HISTCONTROL HISTFILE HISTFILESIZE HISTIGNORE HISTSIZE HISTTIMEFORMAT histchars "
+        "auto_resume".split()
+    )
+    SPECIAL_PREFIXES = ("BASH_", "LC_", "LD_", "COMP_", "READLINE_")
+
+    def check_name(self, name: str) -> None:
+        super().check_name(name)
+        if name in self.SPECIAL_NAMES or name.startswith(self.SPECIAL_PREFIXES):
+            raise ParameterError(
+                f"parameter {name!r}: {name} is a special Bash variable (the shell runs its "
+                "value as code or changes how later commands run); rename the parameter"
+            )
 
     def render_secret(self, env_var: str) -> str:
         return f'"${{{env_var}}}"'

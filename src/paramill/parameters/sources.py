@@ -46,12 +46,12 @@ def _yaml_loader() -> type:
     return Loader
 
 
-def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
-    """Parse YAML (or JSON) text whose top level must be a mapping; empty text gives ``{}``."""
+def parse_yaml(text: str, origin: str = "YAML") -> Any:
+    """Any YAML document (papermill's loader: dates stay strings); errors name ``origin``."""
     import yaml
 
     try:
-        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
         raise ParameterError(f"{origin}: YAML nested too deeply") from None
     except yaml.YAMLError as exc:
@@ -59,6 +59,27 @@ def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ParameterError(f"{origin}: invalid YAML{where}: {problem}") from None
+
+
+def parse_file_text(text: str, origin: str) -> Any:
+    """A parameters or grid file: JSON when it is named ``.json`` or its text is JSON (exact:
+    ``\\ud83d\\ude00`` is one emoji, U+0085 stays a character, ``1e3`` a number), else YAML."""
+    import json
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ParameterError(f"{origin}: JSON nested too deeply") from None
+    except ValueError as exc:
+        if str(origin).lower().endswith(".json"):
+            message = getattr(exc, "msg", str(exc))
+            where = f" at line {exc.lineno}, column {exc.colno}" if hasattr(exc, "lineno") else ""
+            raise ParameterError(f"{origin}: invalid JSON{where}: {message}") from None
+    return parse_yaml(text, origin)
+
+
+def as_mapping(data: Any, origin: str) -> dict[str, Any]:
+    """Parameters from a parsed document: its top level must be a mapping; empty is ``{}``."""
     if data is None:
         return {}
     if not isinstance(data, Mapping):
@@ -67,6 +88,11 @@ def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
             f"got a {type(data).__name__}"
         )
     return dict(data)
+
+
+def load_yaml(text: str, origin: str = "YAML") -> dict[str, Any]:
+    """Parse YAML (or JSON) text whose top level must be a mapping; empty text gives ``{}``."""
+    return as_mapping(parse_yaml(text, origin), origin)
 
 
 # YAML aliases share objects: ``a: &x [*x]`` contains itself and 40 nested aliases of
@@ -117,15 +143,24 @@ def load_base64(text: str) -> dict[str, Any]:
     return load_yaml(decoded, origin="-b/--parameters_base64")
 
 
-def load_file(path: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict:
+def read_file(
+    path: str | os.PathLike, storage_options: dict[str, Any] | None = None, what: str = "parameters"
+) -> Any:
+    """The parsed document in a ``what`` file (JSON or YAML, see ``parse_file_text``)."""
     from .. import storage
     from ..errors import StorageError
 
     try:
         text = storage.read_text(path, storage_options)
     except StorageError as exc:
-        raise ParameterError(f"parameters file {exc}") from None
-    return load_yaml(text, origin=storage.display_url(os.fspath(path)))
+        raise ParameterError(f"{what} file {exc.message}") from None
+    return parse_file_text(text, storage.display_url(os.fspath(path)))
+
+
+def load_file(path: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict:
+    from .. import storage
+
+    return as_mapping(read_file(path, storage_options), storage.display_url(os.fspath(path)))
 
 
 def resolve(
