@@ -95,10 +95,9 @@ def load_grid_file(path: str, storage_options: dict[str, Any] | None = None) -> 
             expand_grid(data)  # every item a mapping (a list is not expanded: no product)
     except ParameterError as exc:
         message = exc.message  # every message starts "grid file g.yaml: ..."
-        if not message.startswith(shown):
-            message = f"{shown}: {message}"
         if not message.startswith("grid file "):
-            message = f"grid file {message}"
+            where = "" if message.startswith(shown) else f"{shown}: "
+            message = f"grid file {where}{message}"
         raise ParameterError(message) from None
     return data
 
