@@ -299,6 +299,9 @@ class NBClientEngine:
         from .kernels import outputs
 
         km = self._km
+        if km is not None and hasattr(km, "kill_now"):  # a kernel elsewhere (gateway, existing)
+            km.kill_now()
+            return
         if km is None or self.kernel_pid is None:
             return
         try:
@@ -565,6 +568,9 @@ class NBClientEngine:
         Pings from this loop on a socket of the client's context, not from jupyter_client's
         heartbeat thread (one thread less per run, and that thread's socket re-creation races
         the client's teardown and prints ZMQError tracebacks)."""
+        if hasattr(kc, "watch_liveness"):  # no heartbeat socket (a gateway's WebSocket)
+            stop(KernelDiedError, await kc.watch_liveness(self.kernel_liveness_timeout))
+            return
         import zmq
 
         from .kernels import stopped_or_gone

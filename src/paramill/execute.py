@@ -350,6 +350,7 @@ def run(
     """
     from . import secrets as secrets_mod
 
+    _plug_remote_kernel(engine_kwargs)
     input_path = os.fspath(input_path) if isinstance(input_path, os.PathLike) else input_path
     output_path = os.fspath(output_path) if isinstance(output_path, os.PathLike) else output_path
     files = (
@@ -588,6 +589,24 @@ def run(
         outer_hold.__exit__(None, None, None)
         if deliver is not None:
             signal.raise_signal(deliver)
+
+
+def _plug_remote_kernel(engine_kwargs: dict[str, Any]) -> None:
+    """``gateway=`` (a Jupyter gateway) or ``connection_info=`` (an existing kernel) become the
+    engine's kernel starter."""
+    gateway = engine_kwargs.pop("gateway", None)
+    connection = engine_kwargs.pop("connection_info", None)
+    if gateway is not None and connection is not None:
+        raise KernelError("gateway= and connection_info= cannot be used together")
+    if gateway is not None:
+        from .kernel_gateway import GatewaySource
+
+        source = gateway if isinstance(gateway, GatewaySource) else GatewaySource(gateway)
+        engine_kwargs["kernel_starter"] = source.starter
+    elif connection is not None:
+        from .kernel_connection import ConnectionSource
+
+        engine_kwargs["kernel_starter"] = ConnectionSource(connection).starter
 
 
 def _default_engine() -> type:
