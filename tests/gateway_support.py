@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 BIN = Path(sys.executable).parent
 
 
@@ -148,32 +146,6 @@ def start_gateway(folder: Path, kind: str, extra: list[str] | None = None) -> Ju
     return JupyterGateway(kind, f"http://127.0.0.1:{port}", token, proc, log)
 
 
-@pytest.fixture(scope="module")
-def kernel_gateway(tmp_path_factory):
-    gw = start_gateway(
-        tmp_path_factory.mktemp("kg"),
-        "kernelgateway",
-        # secrets reach a Kernel Gateway's kernel only when allowed by name
-        ["--JupyterWebsocketPersonality.env_whitelist=PARAMILL_SECRET_api_token"],
-    )
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
-def jupyter_server(tmp_path_factory):
-    gw = start_gateway(tmp_path_factory.mktemp("js"), "server")
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture(params=["kernelgateway", "server"])
-def any_gateway(request):
-    return request.getfixturevalue(
-        "kernel_gateway" if request.param == "kernelgateway" else "jupyter_server"
-    )
-
-
 @dataclass
 class IndependentKernel:
     proc: subprocess.Popen
@@ -220,10 +192,3 @@ def start_independent_kernel(folder: Path, key: str = "", ports: list[int] | Non
         except OSError:
             time.sleep(0.05)
     return IndependentKernel(proc, path, info)
-
-
-@pytest.fixture
-def independent_kernel(tmp_path):
-    kernel = start_independent_kernel(tmp_path / "independent")
-    yield kernel
-    stop(kernel.proc)

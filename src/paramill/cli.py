@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .errors import ExecutionError, ParamillError, RunCancelledError
+from .remote_options import engine_kwargs_from_options, remote_kernel_options
 
 LOG_LEVELS = ["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -264,6 +265,7 @@ def _setup_logging(level: str) -> None:
     help="Let parameter values filled into path templates ({name}) hold folders ('/', '..') "
     "and URL schemes. Without it such a value is an error (exit 4).",
 )
+@remote_kernel_options
 def run_command(
     notebook_path: str | None,
     output_path: str | None,
@@ -303,6 +305,7 @@ def run_command(
     run_record: str | None,
     deterministic: bool,
     allow_path_values: bool,
+    **remote: Any,
 ) -> None:
     """Run NOTEBOOK_PATH with parameters and write the executed notebook to OUTPUT_PATH.
 
@@ -326,6 +329,7 @@ def run_command(
     _setup_logging(log_level)
     if progress_bar is None:
         progress_bar = output_path not in (None, "-") and not log_output and sys.stderr.isatty()
+    remote_kwargs = engine_kwargs_from_options(remote)  # a bad value: a usage error (exit 2)
 
     from .parameters import resolve
 
@@ -391,6 +395,7 @@ def run_command(
             deterministic=deterministic,
             allow_path_values=allow_path_values,
             **({"allow_errors": True} if allow_errors else {}),
+            **remote_kwargs,
         )
     except ParamillError as exc:
         if run_record and not record_refused:

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import (
@@ -238,7 +238,7 @@ class NBClientEngine:
         start_timeout: float = 60,
         execution_timeout: float | None = None,
         run_timeout: float | None = None,
-        kernel_liveness_timeout: float = 10.0,
+        kernel_liveness_timeout: float | Mapping[str, float] = 10.0,
         log_output: bool = False,
         stdout_file: IO[str] | None = None,
         stderr_file: IO[str] | None = None,
@@ -257,7 +257,11 @@ class NBClientEngine:
         self.start_timeout = start_timeout
         self.execution_timeout = execution_timeout or None
         self.run_timeout = run_timeout or None
-        self.kernel_liveness_timeout = kernel_liveness_timeout
+        if isinstance(kernel_liveness_timeout, Mapping):  # per kernelspec, "*" for the rest
+            kernel_liveness_timeout = kernel_liveness_timeout.get(
+                kernel_name, kernel_liveness_timeout.get("*", 10.0)
+            )
+        self.kernel_liveness_timeout = float(kernel_liveness_timeout)
         self.log_output = log_output
         self.stdout_file = stdout_file
         self.stderr_file = stderr_file

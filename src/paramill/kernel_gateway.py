@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import queue
+import secrets
 import ssl
 import time
 import urllib.error
@@ -187,13 +188,26 @@ class Gateway:
         model = self.request("POST", "/api/kernels", body)
         return model["id"]
 
-    def delete_kernel(self, kernel_id: str) -> None:
-        """Delete a kernel; one that is already gone (404) is fine."""
-        try:
-            self.request("DELETE", f"/api/kernels/{urllib.parse.quote(kernel_id)}", timeout=30)
-        except KernelError as exc:
-            if "HTTP 404" not in str(exc):
-                logger.warning("Could not delete kernel %s: %s", kernel_id, exc.message)
+    def delete_kernel(self, kernel_id: str, patience: float = 30.0) -> None:
+        """Delete a kernel; one that is already gone (404) is fine. A server error is asked
+        again for up to ``patience`` seconds: a kernel the gateway is restarting (it died) cannot
+        be deleted until the restart is over (jupyter_client answers 500 meanwhile)."""
+        path = f"/api/kernels/{urllib.parse.quote(kernel_id)}"
+        deadline = time.monotonic() + patience
+        pause = 0.1
+        while True:
+            try:
+                self.request("DELETE", path, timeout=30)
+                return
+            except KernelError as exc:
+                text = str(exc)
+                if "HTTP 404" in text:
+                    return
+                if "HTTP 5" not in text or time.monotonic() + pause > deadline:
+                    logger.warning("Could not delete kernel %s: %s", kernel_id, exc.message)
+                    return
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     def ws_url(self, kernel_id: str) -> str:
         scheme = "wss" if self.url.startswith("https://") else "ws"
@@ -387,7 +401,9 @@ class GatewayKernelClient:
         from jupyter_client.session import Session
 
         self.kernel = kernel
-        self.session = Session(key=b"", username="paramill")
+        # the gateway signs what it passes on to the kernel itself; a key only keeps
+        # jupyter_client from warning that signing is off
+        self.session = Session(key=secrets.token_bytes(16), username="paramill")
         self.shell_channel = _Channel("shell", self)
         self.iopub_channel = _Channel("iopub", self)
         self.stdin_channel = _Channel("stdin", self)

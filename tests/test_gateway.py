@@ -1,0 +1,335 @@
+"""Kernels on a real Jupyter Kernel Gateway and a real Jupyter Server, and on an existing kernel
+started independently from a connection file.
+
+After every run -- failures included -- the gateway's kernel list must be empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import PARAMILL, read_nb, run_cli
+from .gateway_support import free_ports, start_gateway, start_independent_kernel, stop
+
+
+@pytest.fixture(scope="module")
+def kernel_gateway(tmp_path_factory):
+    gw = start_gateway(
+        tmp_path_factory.mktemp("kg"),
+        "kernelgateway",
+        # secrets reach a Kernel Gateway's kernel only when allowed by name
+        ["--JupyterWebsocketPersonality.env_whitelist=PARAMILL_SECRET_api_token"],
+    )
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def jupyter_server(tmp_path_factory):
+    gw = start_gateway(tmp_path_factory.mktemp("js"), "server")
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(params=["kernelgateway", "server"])
+def any_gateway(request):
+    return request.getfixturevalue(
+        "kernel_gateway" if request.param == "kernelgateway" else "jupyter_server"
+    )
+
+
+@pytest.fixture
+def independent_kernel(tmp_path):
+    kernel = start_independent_kernel(tmp_path / "independent")
+    yield kernel
+    stop(kernel.proc)
+
+
+def code_cells(path) -> list:
+    return [c for c in read_nb(path).cells if c.cell_type == "code"]
+
+
+def wait_running(out, index: int, proc, timeout: float = 90) -> None:
+    """Until the autosaved output shows code cell ``index`` running."""
+    end = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None and time.monotonic() < end
+        try:
+            if code_cells(out)[index].metadata.papermill.status == "running":
+                return
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass  # not written yet, or being replaced
+        time.sleep(0.1)
+
+
+def gw_args(gw) -> list[str]:
+    return ["--gateway-url", gw.url, "--gateway-token", gw.token]
+
+
+def test_run_on_gateway_parameters_logs_html(any_gateway, write_nb, tmp_path):
+    nb = write_nb(
+        [
+            ("code", "x = 1", "parameters"),
+            "print('x is', x)",
+            "from IPython.display import HTML; HTML('<b>bold</b>')",
+        ]
+    )
+    out = tmp_path / "out.ipynb"
+    proc = run_cli(nb, out, "-p", "x", "41", "--log-output", *gw_args(any_gateway))
+    assert proc.returncode == 0, proc.stderr
+    assert "x is 41" in proc.stderr  # log streaming
+    cells = read_nb(out).cells
+    assert cells[1].source == "# Parameters\nx = 41\n"
+    assert cells[2].outputs[0].text == "x is 41\n"
+    assert cells[3].outputs[0].data["text/html"] == "<b>bold</b>"
+    assert any_gateway.wait_no_kernels() == []
+    assert any_gateway.token not in proc.stderr
+
+
+def test_gateway_from_environment_variables(kernel_gateway, write_nb, tmp_path):
+    nb = write_nb(["import os; print(os.getpid())"])
+    proc = run_cli(
+        nb,
+        tmp_path / "out.ipynb",
+        env={"JUPYTER_GATEWAY_URL": kernel_gateway.url,
+             "JUPYTER_GATEWAY_AUTH_TOKEN": kernel_gateway.token},
+    )
+    assert proc.returncode == 0, proc.stderr
+    remote_pid = int(read_nb(tmp_path / "out.ipynb").cells[0].outputs[0].text)
+    # the kernel ran under the gateway, not as a child of paramill
+    with open(f"/proc/{remote_pid}/stat") if os.path.exists(f"/proc/{remote_pid}") else \
+            open(os.devnull) as f:
+        stat = f.read()
+    if stat:  # still exiting: its parent is the gateway
+        assert int(stat.rsplit(")", 1)[1].split()[1]) == kernel_gateway.proc.pid
+    assert kernel_gateway.wait_no_kernels() == []
+
+
+def test_secret_travels_in_start_request_env(kernel_gateway, write_nb, tmp_path):
+    nb = write_nb(["print('token length', len(api_token))", "print(api_token)"])
+    out = tmp_path / "out.ipynb"
+    proc = run_cli(
+        nb, out, "--secret-env", "api_token=GW_TEST_SECRET", "--log-output",
+        *gw_args(kernel_gateway), env={"GW_TEST_SECRET": "s3cr3t-value-xyz"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "token length 16" in text
+    assert "s3cr3t-value-xyz" not in text
+    assert "s3cr3t-value-xyz" not in proc.stderr
+    assert "s3cr3t-value-xyz" not in kernel_gateway.log.read_text()
+    assert kernel_gateway.wait_no_kernels() == []
+
+
+def test_api_gateway_argument(jupyter_server, tmp_path):
+    import nbformat
+
+    from paramill.execute import run
+
+    from .conftest import make_notebook
+
+    nbformat.write(make_notebook([("code", "y = 0", "parameters"), "y * 2"]), tmp_path / "in.ipynb")
+    result = run(
+        tmp_path / "in.ipynb",
+        tmp_path / "out.ipynb",
+        {"y": 21},
+        gateway={"url": jupyter_server.url, "token": jupyter_server.token},
+    )
+    assert result.status == "completed"
+    assert result.notebook.cells[2].outputs[0].data["text/plain"] == "42"
+    assert jupyter_server.wait_no_kernels() == []
+
+
+@pytest.mark.parametrize(
+    "cells, args, code, text",
+    [
+        (["1/0"], [], 1, "ZeroDivisionError"),
+        (["import time; time.sleep(60)"], ["--execution-timeout", "2"], 7, "timed out"),
+        (["import time; time.sleep(60)"], ["--timeout", "3"], 8, "run timed out"),
+        (["import os; os._exit(1)", "print('after')"], [], 138, "kernel died"),
+    ],
+    ids=["cell-error", "cell-timeout", "run-timeout", "kernel-exits"],
+)
+def test_failures_leave_no_kernel_on_the_gateway(
+    any_gateway, write_nb, tmp_path, cells, args, code, text
+):
+    nb = write_nb(["print('first')", *cells])
+    out = tmp_path / "out.ipynb"
+    proc = run_cli(nb, out, *args, *gw_args(any_gateway))
+    assert proc.returncode == code, proc.stderr
+    assert text in proc.stderr.splitlines()[-1]
+    cells = code_cells(out)
+    assert cells[0].outputs[0].text == "first\n"  # partial output saved
+    assert cells[1].metadata.papermill.status == "failed"  # the cell is marked
+    assert any_gateway.wait_no_kernels() == []
+
+
+def test_unknown_kernelspec_lists_the_gateways(kernel_gateway, write_nb, tmp_path):
+    nb = write_nb(["1"], kernel="no-such-kernel")
+    proc = run_cli(nb, tmp_path / "out.ipynb", *gw_args(kernel_gateway))
+    assert proc.returncode == 5, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "no kernel named 'no-such-kernel'" in line and "python3" in line
+    assert kernel_gateway.wait_no_kernels() == []
+
+
+def test_unreachable_gateway(write_nb, tmp_path):
+    (port,) = free_ports(1)  # nothing listens there
+    nb = write_nb(["1"])
+    proc = run_cli(nb, tmp_path / "out.ipynb", "--gateway-url", f"http://127.0.0.1:{port}")
+    assert proc.returncode == 5, proc.stderr
+    assert f"gateway http://127.0.0.1:{port} is unreachable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("token", ["wrong-token-123456", None], ids=["wrong", "missing"])
+def test_bad_token_names_the_token_problem(any_gateway, write_nb, tmp_path, token):
+    nb = write_nb(["1"])
+    args = ["--gateway-url", any_gateway.url] + (["--gateway-token", token] if token else [])
+    proc = run_cli(nb, tmp_path / "out.ipynb", *args)
+    assert proc.returncode == 5, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "refused the request (HTTP 40" in line
+    assert ("no token given" if token is None else "--gateway-token") in line
+    if token:
+        assert token not in proc.stderr
+    assert any_gateway.token not in proc.stderr
+    assert any_gateway.wait_no_kernels() == []
+
+
+def test_silent_kernel_is_dead_after_the_liveness_timeout(kernel_gateway, write_nb, tmp_path):
+    """The kernel stops itself (SIGSTOP): the WebSocket stays open, only silence tells."""
+    nb = write_nb(["print('before')", "import os, signal; os.kill(os.getpid(), signal.SIGSTOP)"])
+    out = tmp_path / "out.ipynb"
+    started = time.monotonic()
+    proc = run_cli(nb, out, "--liveness-timeout", "python3=3", *gw_args(kernel_gateway))
+    assert proc.returncode == 138, proc.stderr
+    assert "stopped responding (nothing heard from it for 3 s)" in proc.stderr
+    assert time.monotonic() - started < 90
+    assert code_cells(out)[1].metadata.papermill.status == "failed"
+    assert kernel_gateway.wait_no_kernels() == []
+
+
+def test_gateway_dying_mid_run(write_nb, tmp_path):
+    gw = start_gateway(tmp_path / "kg", "kernelgateway")
+    try:
+        nb = write_nb(["print('first', flush=True)", "import time; time.sleep(120)"])
+        out = tmp_path / "out.ipynb"
+        proc = subprocess.Popen(
+            [*PARAMILL, str(nb), str(out), "--log-output", *gw_args(gw)],
+            stderr=subprocess.PIPE, text=True,
+        )
+        wait_running(out, 1, proc)
+        gw.stop(signal.SIGKILL)  # the gateway vanishes (its kernels stay orphaned: killed below)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 138, stderr
+        assert "lost its connection to the gateway" in stderr.strip().splitlines()[-1]
+        assert code_cells(out)[1].metadata.papermill.status == "failed"
+    finally:
+        gw.stop()
+        _kill_session(gw.proc.pid)
+
+
+def _kill_session(sid: int) -> None:
+    """Kernels the SIGKILLed gateway left behind (same session as the gateway)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == sid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_sigterm_deletes_the_gateway_kernel(jupyter_server, write_nb, tmp_path):
+    nb = write_nb(["print('first', flush=True)", "import time; time.sleep(120)"])
+    out = tmp_path / "out.ipynb"
+    proc = subprocess.Popen(
+        [*PARAMILL, str(nb), str(out), *gw_args(jupyter_server)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_running(out, 1, proc)
+    assert jupyter_server.kernels()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert code_cells(out)[1].metadata.papermill.status == "failed"
+    assert jupyter_server.wait_no_kernels() == []
+
+
+# -- an existing kernel ----------------------------------------------------------------------------
+def test_connection_file_runs_on_an_existing_kernel_and_leaves_it(
+    independent_kernel, write_nb, tmp_path
+):
+    first = write_nb(["shared = 'kept'", "print('pid', __import__('os').getpid())"], "a.ipynb")
+    second = write_nb(["print(shared)"], "b.ipynb")
+    cf = str(independent_kernel.connection_file)
+    proc = run_cli(first, tmp_path / "a.out.ipynb", "--connection-file", cf)
+    assert proc.returncode == 0, proc.stderr
+    pid = int(read_nb(tmp_path / "a.out.ipynb").cells[1].outputs[0].text.split()[1])
+    assert pid == independent_kernel.proc.pid
+    proc = run_cli(second, tmp_path / "b.out.ipynb", "--connection-file", cf)
+    assert proc.returncode == 0, proc.stderr
+    assert read_nb(tmp_path / "b.out.ipynb").cells[0].outputs[0].text == "kept\n"
+    time.sleep(0.5)
+    assert independent_kernel.alive()  # never shut down by paramill
+
+
+def test_connection_info_dict_with_a_key(tmp_path):
+    import nbformat
+
+    from paramill.execute import run
+
+    from .conftest import make_notebook
+
+    kernel = start_independent_kernel(tmp_path / "k", key="a-session-key-0123")
+    try:
+        nbformat.write(make_notebook(["40 + 2"]), tmp_path / "in.ipynb")
+        result = run(tmp_path / "in.ipynb", None, connection_info=kernel.info)
+        assert result.notebook.cells[0].outputs[0].data["text/plain"] == "42"
+        assert kernel.alive()
+    finally:
+        stop(kernel.proc)
+
+
+def test_connection_file_unreachable_kernel(write_nb, tmp_path):
+    ports = free_ports(5)
+    cf = tmp_path / "kernel.json"
+    names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+    info = {"ip": "127.0.0.1", "key": "", **dict(zip(names, ports, strict=True))}
+    cf.write_text(json.dumps(info))
+    proc = run_cli(
+        write_nb(["1"]), tmp_path / "out.ipynb", "--connection-file", cf, "--start-timeout", "3"
+    )
+    assert proc.returncode == 5, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert f"the kernel at tcp://127.0.0.1:{ports[0]} (connection file) did not answer" in line
+
+
+@pytest.mark.parametrize(
+    "content, text",
+    [(None, "No such file"), ("{", "is not JSON"), ('{"ip": "x"}', "missing or not a port")],
+)
+def test_connection_file_bad(write_nb, tmp_path, content, text):
+    cf = tmp_path / "kernel.json"
+    if content is not None:
+        cf.write_text(content)
+    proc = run_cli(write_nb(["1"]), tmp_path / "out.ipynb", "--connection-file", cf)
+    assert proc.returncode == 5, proc.stderr
+    assert text in proc.stderr.strip().splitlines()[-1]
+
+
+def test_gateway_and_connection_file_together_is_a_usage_error(write_nb, tmp_path):
+    proc = run_cli(
+        write_nb(["1"]), "--gateway-url", "http://127.0.0.1:1", "--connection-file",
+        Path(tmp_path / "k.json"),
+    )
+    assert proc.returncode == 2
+    assert "cannot be used together" in proc.stderr
