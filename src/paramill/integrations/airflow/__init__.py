@@ -19,6 +19,9 @@ from .provider import get_provider_info
 _LAZY = {
     "NotebookOperator": "operator",
     "PapermillOperator": "operator",
+    "NoteBook": "operator",
+    "JupyterKernelHook": "hooks",
+    "JupyterGatewayHook": "hooks",
     "notebook_task": "decorator",
 }
 
@@ -26,4 +29,12 @@ _LAZY = {
 __getattr__ = _lazy_attributes(__name__, _LAZY)
 
 
-__all__ = ["NotebookOperator", "PapermillOperator", "get_provider_info", "notebook_task"]
+__all__ = [
+    "JupyterGatewayHook",
+    "JupyterKernelHook",
+    "NoteBook",
+    "NotebookOperator",
+    "PapermillOperator",
+    "get_provider_info",
+    "notebook_task",
+]

@@ -27,11 +27,14 @@ strings. Pass ``render_template_as_native_obj=False`` for papermill's all-string
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import inspect
 import os
+import subprocess
+import sys
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
@@ -64,6 +67,23 @@ def _is_templated(path: Any) -> bool:
     return isinstance(path, str) and "{" in path
 
 
+@dataclasses.dataclass
+class NoteBook:
+    """A notebook as the papermill provider names one for ``input_nb``/``output_nb``: a
+    ``url`` and, for an input, its ``parameters`` (the provider's ``NoteBook`` objects work
+    too: anything with ``url`` and ``parameters``)."""
+
+    url: str | None = None
+    parameters: dict | None = dataclasses.field(default_factory=dict)
+    type_hint: str | None = "jupyter_notebook"
+
+    template_fields: ClassVar[tuple[str, ...]] = ("url", "parameters")
+
+
+def _url(notebook: Any) -> Any:
+    return getattr(notebook, "url", notebook)
+
+
 def output_uri(path: str) -> str:
     """The Asset URI of an output location: URLs without credentials (user-info, a SAS query),
     local paths as file:// URIs."""
@@ -94,6 +114,17 @@ class NotebookOperator(BaseOperator):
     :param html_output: also write an HTML report there (``paramill[report]``). Templated.
     :param run_options: further keyword arguments for ``paramill.run`` (``secrets``,
         ``deterministic``, ``storage_options``, ``engine_name``, ...).
+    :param kernel_conn_id: run on an existing kernel: a ``jupyter_kernel`` connection (the
+        papermill provider's type: host, ports and ``session_key`` in the extras). Templated.
+    :param gateway_conn_id: run on a kernel started on a Jupyter gateway: a ``jupyter_gateway``
+        connection (URL in host, token as password). Templated.
+    :param nbconvert: after a successful run, convert the output notebook with
+        ``jupyter nbconvert`` and ``nbconvert_args`` (default ``--to html``). Templated.
+
+    ``input_nb``/``output_nb`` may be paths, URLs or ``NoteBook`` objects (``url`` and
+    ``parameters``, the input's parameters merged over ``parameters``); they are checked when
+    the task runs, not when the Dag is parsed (they may be templated or mapped), with the
+    provider's messages. Defaults follow the provider's: ``report_mode=True``, no progress bar.
 
     Returns (XCom) ``{"output_nb", "uri", "status", "duration", "parameters", "records",
     "html_output"}``: ``records`` are the values the notebook stored with ``paramill.record``.
@@ -114,6 +145,10 @@ class NotebookOperator(BaseOperator):
         "language_name",
         "cwd",
         "html_output",
+        "kernel_conn_id",
+        "gateway_conn_id",
+        "nbconvert",
+        "nbconvert_args",
     )
     template_fields_renderers = {"parameters": "py"}
     # a notebook path must never be read as a Jinja template file
@@ -123,8 +158,8 @@ class NotebookOperator(BaseOperator):
     def __init__(
         self,
         *,
-        input_nb: str | None = None,
-        output_nb: str | None = None,
+        input_nb: str | NoteBook | None = None,
+        output_nb: str | NoteBook | None = None,
         parameters: Mapping[str, Any] | str | None = None,
         parameters_file: str | list[str] | None = None,
         kernel_name: str | None = None,
@@ -134,10 +169,14 @@ class NotebookOperator(BaseOperator):
         cell_timeout: float | None = None,
         run_timeout: float | None = None,
         start_timeout: float = 60,
-        report_mode: bool = False,
+        report_mode: bool = True,
         strict: bool = False,
         html_output: str | None = None,
         run_options: Mapping[str, Any] | None = None,
+        kernel_conn_id: str | None = None,
+        gateway_conn_id: str | None = None,
+        nbconvert: bool = False,
+        nbconvert_args: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         if _supports_native_flag():
@@ -145,8 +184,8 @@ class NotebookOperator(BaseOperator):
         from_mapped = getattr(self, "_BaseOperator__from_mapped", False)
         wants_auto_outlet = kwargs.get("outlets") is None and not from_mapped
         super().__init__(**kwargs)
-        if not input_nb:
-            raise ValueError(f"{self.task_id}: input_nb is required")
+        # checked in execute (the provider's messages): a mapped or templated path is only
+        # known then
         self.input_nb = input_nb
         self.output_nb = output_nb
         # a dict, or anything that renders to one ("{{ dag_run.conf }}", an upstream XComArg)
@@ -163,8 +202,13 @@ class NotebookOperator(BaseOperator):
         self.strict = strict
         self.html_output = html_output
         self.run_options = dict(run_options or {})
-        if wants_auto_outlet and output_nb and output_nb != "-":
-            self.outlets = [self._default_outlet(output_nb)]
+        self.kernel_conn_id = kernel_conn_id
+        self.gateway_conn_id = gateway_conn_id
+        self.nbconvert = nbconvert
+        self.nbconvert_args = nbconvert_args
+        out_url = _url(output_nb)
+        if wants_auto_outlet and isinstance(out_url, str) and out_url and out_url != "-":
+            self.outlets = [self._default_outlet(out_url)]
 
     def _default_outlet(self, output_nb: str) -> Asset | AssetAlias:
         if not _is_templated(output_nb):
@@ -190,6 +234,9 @@ class NotebookOperator(BaseOperator):
     def run_kwargs(self, accepted: Collection[str]) -> dict[str, Any]:
         """Keyword arguments for ``paramill.run`` (which takes ``accepted``) from the fields."""
         parameters = self.parameters or {}
+        nb_parameters = getattr(self.input_nb, "parameters", None)
+        if nb_parameters and isinstance(parameters, Mapping):
+            parameters = {**parameters, **nb_parameters}
         if not isinstance(parameters, Mapping):
             raise ParameterError(
                 f"parameters rendered to a {type(parameters).__name__}, not a dict: "
@@ -222,6 +269,17 @@ class NotebookOperator(BaseOperator):
                     "html_output)"
                 )
             kwargs["html_output"] = str(self.html_output)
+        if self.kernel_conn_id and self.gateway_conn_id:
+            raise InputError("kernel_conn_id and gateway_conn_id cannot be used together")
+        if self.kernel_conn_id:
+            from .hooks import JupyterKernelHook
+
+            hook = JupyterKernelHook(kernel_conn_id=self.kernel_conn_id)
+            kwargs["connection_info"] = hook.get_conn().connection_info()
+        if self.gateway_conn_id:
+            from .hooks import JupyterGatewayHook
+
+            kwargs["gateway"] = JupyterGatewayHook(gateway_conn_id=self.gateway_conn_id).get_conn()
         return kwargs
 
     def _run_timeout_from_task_limit(self) -> float | None:
@@ -234,8 +292,13 @@ class NotebookOperator(BaseOperator):
         from paramill import execute as paramill_execute
         from paramill.parameters import json_safe
 
-        input_nb = str(self.input_nb)
-        output_nb = None if self.output_nb is None else str(self.output_nb)
+        # the papermill provider's checks and messages, at run time
+        if not _url(self.input_nb):
+            raise ValueError("Input notebook is not specified")
+        if not _url(self.output_nb):
+            raise ValueError("Output notebook is not specified")
+        input_nb = str(_url(self.input_nb))
+        output_nb = str(_url(self.output_nb))
         kwargs = self.run_kwargs(inspect.signature(paramill_execute.run).parameters)
         result = paramill_execute.run(input_nb, output_nb, **kwargs)
         where = result.output_path or "(not saved)"
@@ -253,6 +316,8 @@ class NotebookOperator(BaseOperator):
             self.log.error("Partial output notebook: %s", where)
             raise error
         self.log.info("Notebook completed in %.1fs; output: %s", result.duration or 0, where)
+        if self.nbconvert:
+            self._convert(output_nb)
         summary: dict[str, Any] = {
             "output_nb": result.output_path,
             "uri": output_uri(result.output_path)
@@ -267,6 +332,22 @@ class NotebookOperator(BaseOperator):
                 summary[name] = json_safe(getattr(result, name))
         self._announce_output(context, summary)
         return summary
+
+    def _convert(self, output_nb: str) -> None:
+        """``jupyter nbconvert`` on the output notebook (the provider's ``nbconvert``)."""
+        from paramill.storage import is_local
+
+        if output_nb == "-" or not is_local(output_nb):
+            raise InputError(f"nbconvert needs a local output notebook, not {output_nb!r}")
+        args = [str(a) for a in (self.nbconvert_args or ["--to", "html"])]
+        command = [sys.executable, "-m", "nbconvert", *args, output_nb]
+        self.log.info("Converting the output: jupyter nbconvert %s", " ".join(args))
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.stdout.strip():
+            self.log.info("%s", done.stdout.strip())
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise InputError(f"nbconvert {' '.join(args)} failed: {last}")
 
     def _announce_output(self, context: Context, summary: dict[str, Any]) -> None:
         """Attach this run's output to the task's Asset outlets (aliases get the concrete file)."""

@@ -30,6 +30,23 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["paramill.integrations.airflow.operator"],
             }
         ],
+        "hooks": [
+            {
+                "integration-name": "paramill",
+                "python-modules": ["paramill.integrations.airflow.hooks"],
+            }
+        ],
+        # the papermill provider's `jupyter_kernel` type (same fields), and gateways
+        "connection-types": [
+            {
+                "hook-class-name": "paramill.integrations.airflow.hooks.JupyterKernelHook",
+                "connection-type": "jupyter_kernel",
+            },
+            {
+                "hook-class-name": "paramill.integrations.airflow.hooks.JupyterGatewayHook",
+                "connection-type": "jupyter_gateway",
+            },
+        ],
         "task-decorators": [
             {
                 "name": "notebook",
