@@ -264,7 +264,7 @@ def test_sigterm_deletes_the_gateway_kernel(jupyter_server, write_nb, tmp_path):
     assert jupyter_server.wait_no_kernels() == []
 
 
-# -- an existing kernel ----------------------------------------------------------------------------
+# -- an existing kernel --------------------------------------------------------------------
 def test_connection_file_runs_on_an_existing_kernel_and_leaves_it(
     independent_kernel, write_nb, tmp_path
 ):
@@ -333,3 +333,38 @@ def test_gateway_and_connection_file_together_is_a_usage_error(write_nb, tmp_pat
     )
     assert proc.returncode == 2
     assert "cannot be used together" in proc.stderr
+
+
+# -- sweeps ---------------------------------------------------------------------------------
+def test_sweep_on_gateway_one_kernel_per_run(kernel_gateway, write_nb, tmp_path):
+    nb = write_nb(
+        [("code", "x = 0", "parameters"), "import os; print(os.getpid())", "assert x != 3"]
+    )
+    proc = run_cli(
+        "sweep", nb, tmp_path / "out_{x}.ipynb", "--grid", "x=1,2,3,4,5", "--workers", "2",
+        *gw_args(kernel_gateway), timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr  # x=3 fails; the others complete
+    pids = set()
+    for x in (1, 2, 4, 5):
+        cells = code_cells(tmp_path / f"out_{x}.ipynb")
+        pids.add(int(cells[2].outputs[0].text))  # after the injected cell
+    assert len(pids) == 4  # each run on its own gateway kernel
+    assert "AssertionError" in (tmp_path / "out_3.ipynb").read_text()
+    assert kernel_gateway.wait_no_kernels() == []  # including the failed run's
+
+
+def test_sweep_on_existing_kernel_runs_one_at_a_time(independent_kernel, write_nb, tmp_path):
+    nb = write_nb(
+        [("code", "x = 0", "parameters"),
+         "seen = globals().setdefault('seen', []); seen.append(x); print(len(seen))"]
+    )
+    proc = run_cli(
+        "sweep", nb, tmp_path / "out_{x}.ipynb", "--grid", "x=1,2,3", "--workers", "3",
+        "--connection-file", independent_kernel.connection_file, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    counts = sorted(int(code_cells(tmp_path / f"out_{x}.ipynb")[2].outputs[0].text)
+                    for x in (1, 2, 3))
+    assert counts == [1, 2, 3]  # one shared kernel, one run after the other
+    assert independent_kernel.alive()

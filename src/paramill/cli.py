@@ -15,7 +15,11 @@ import click
 
 from . import __version__
 from .errors import ExecutionError, ParamillError, RunCancelledError
-from .remote_options import engine_kwargs_from_options, remote_kernel_options
+from .remote_options import (
+    REMOTE_OPTION_NAMES,
+    engine_kwargs_from_options,
+    remote_kernel_options,
+)
 
 LOG_LEVELS = ["NOTSET", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -663,6 +667,7 @@ share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1
     help="Fork python kernels from a process that imported ipykernel and the preloads once "
     "[default: on; PARAMILL_FORK_SERVER=0 turns it off].",
 )
+@remote_kernel_options
 def sweep_command(
     notebook_path: str,
     output_template: str,
@@ -695,6 +700,9 @@ def sweep_command(
     if log_level == "INFO" and not options["log_output"]:
         log_level = "WARNING"  # the progress line and the table say what happened
     console = None
+    remote_kwargs = engine_kwargs_from_options(
+        {name: options.pop(name) for name in REMOTE_OPTION_NAMES}
+    )
 
     interrupted: list[int] = []
 
@@ -744,6 +752,7 @@ def sweep_command(
             storage_options=storage_options,
             secrets=secrets,
             **({"allow_errors": True} if options.pop("allow_errors") else {}),
+            **remote_kwargs,
             **options,
         )
     except ParamillError as exc:

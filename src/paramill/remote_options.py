@@ -60,6 +60,18 @@ _OPTIONS = [
 ]
 
 
+#: the parameter names click passes for the options above
+REMOTE_OPTION_NAMES = (
+    "gateway_url",
+    "gateway_token",
+    "gateway_header",
+    "gateway_validate_cert",
+    "gateway_ca_bundle",
+    "connection_file",
+    "liveness_timeout",
+)
+
+
 def remote_kernel_options(command: Callable) -> Callable:
     for option in reversed(_OPTIONS):
         command = option(command)

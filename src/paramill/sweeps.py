@@ -496,8 +496,15 @@ def _run_local(
     engine = run_options.get("engine_name")
     pooled = warm and engine in (None, "", "nbclient")  # other engines may not take a starter
     stop = threading.Event()
+    remote = _remote_kernels(specs, run_options, workers, warm)  # gateway / existing kernel
+    if remote is not None:
+        pooled = False
+        workers = remote.workers
+        run_options = remote.run_options
 
     def one(spec: RunSpec, starter: Any) -> SweepRun:
+        if remote is not None:
+            starter = remote.starter
         if stop.is_set():
             return SweepRun(spec.index, spec.grid, spec.parameters, spec.output_path, "skipped")
         events.started(spec)
@@ -549,7 +556,20 @@ def _run_local(
             raise
         finally:
             threads.shutdown(wait=True)
+            if remote is not None:
+                remote.close()
     return [r for r in results if r is not None]
+
+
+def _remote_kernels(
+    specs: list[RunSpec], run_options: dict[str, Any], workers: int, warm: bool
+) -> Any:
+    """Kernels elsewhere (``gateway=``, ``connection_info=``), or None for local kernels."""
+    if run_options.get("gateway") is None and run_options.get("connection_info") is None:
+        return None
+    from .kernel_gateway import RemoteSweepKernels
+
+    return RemoteSweepKernels(specs, run_options, workers, warm)
 
 
 # -- reporting -----------------------------------------------------------------------------------
