@@ -45,13 +45,16 @@ def free_ports(count: int) -> list[int]:
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    """Ready = any HTTP answer (401/404 included)."""
+    """Ready = any HTTP answer (401/404 included; over TLS, whatever the certificate)."""
+    import ssl
+
+    unverified = ssl._create_unverified_context() if url.startswith("https") else None
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited rc={proc.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=2)
+            urllib.request.urlopen(url, timeout=2, context=unverified)
             return
         except urllib.error.HTTPError:
             return
@@ -80,6 +83,9 @@ class JupyterGateway:
     log: Path
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        import ssl
+
+        context = ssl._create_unverified_context() if self.url.startswith("https") else None
         request = urllib.request.Request(
             self.url + path,
             method=method,
@@ -89,7 +95,7 @@ class JupyterGateway:
                 "Content-Type": "application/json",
             },
         )
-        with urllib.request.urlopen(request, timeout=30) as r:
+        with urllib.request.urlopen(request, timeout=30, context=context) as r:
             raw = r.read()
             return json.loads(raw) if raw else None
 
@@ -107,9 +113,30 @@ class JupyterGateway:
         stop(self.proc, sig)
 
 
-def start_gateway(folder: Path, kind: str, extra: list[str] | None = None) -> JupyterGateway:
-    """kind: "kernelgateway" or "server"."""
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), made with openssl."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def start_gateway(
+    folder: Path, kind: str, extra: list[str] | None = None, tls: bool = False
+) -> JupyterGateway:
+    """kind: "kernelgateway" or "server"; ``tls``: https with a self-signed certificate
+    (``folder/cert.pem``)."""
     port, token = free_port(), secrets.token_hex(16)
+    folder.mkdir(parents=True, exist_ok=True)
+    if tls:
+        cert, key = self_signed_cert(folder)
+        app = "KernelGatewayApp" if kind == "kernelgateway" else "ServerApp"
+        extra = [*(extra or []), f"--{app}.certfile={cert}", f"--{app}.keyfile={key}"]
+    scheme = "https" if tls else "http"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "root").mkdir(exist_ok=True)
     args = {
@@ -139,11 +166,11 @@ def start_gateway(folder: Path, kind: str, extra: list[str] | None = None) -> Ju
         start_new_session=True,
     )
     try:
-        wait_http(f"http://127.0.0.1:{port}/api", proc)
+        wait_http(f"{scheme}://127.0.0.1:{port}/api", proc)
     except BaseException:
         stop(proc)
         raise
-    return JupyterGateway(kind, f"http://127.0.0.1:{port}", token, proc, log)
+    return JupyterGateway(kind, f"{scheme}://127.0.0.1:{port}", token, proc, log)
 
 
 @dataclass

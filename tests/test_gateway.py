@@ -368,3 +368,61 @@ def test_sweep_on_existing_kernel_runs_one_at_a_time(independent_kernel, write_n
                     for x in (1, 2, 3))
     assert counts == [1, 2, 3]  # one shared kernel, one run after the other
     assert independent_kernel.alive()
+
+
+# -- options: headers, TLS, other languages --------------------------------------------------
+def test_extra_header_carries_the_token(kernel_gateway, write_nb, tmp_path):
+    proc = run_cli(
+        write_nb(["print('via header')"]), tmp_path / "out.ipynb",
+        "--gateway-url", kernel_gateway.url,
+        "--gateway-header", f"Authorization: token {kernel_gateway.token}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert code_cells(tmp_path / "out.ipynb")[0].outputs[0].text == "via header\n"
+    assert kernel_gateway.wait_no_kernels() == []
+
+
+@pytest.fixture(scope="module")
+def tls_gateway(tmp_path_factory):
+    gw = start_gateway(tmp_path_factory.mktemp("kg-tls"), "kernelgateway", tls=True)
+    yield gw
+    gw.stop()
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [([], 5), (["--no-gateway-validate-cert"], 0), (["--gateway-ca-bundle", "CERT"], 0)],
+    ids=["verified-fails", "no-verify", "ca-bundle"],
+)
+def test_tls_gateway(tls_gateway, write_nb, tmp_path, args, code):
+    cert = str(tls_gateway.log.parent / "cert.pem")
+    args = [cert if a == "CERT" else a for a in args]
+    proc = run_cli(
+        write_nb(["print('over tls')"]), tmp_path / "out.ipynb", *gw_args(tls_gateway), *args
+    )
+    assert proc.returncode == code, proc.stderr
+    if code:
+        assert "certificate verify failed" in proc.stderr.strip().splitlines()[-1]
+    else:  # REST and the WebSocket (wss://) both checked against the same settings
+        assert code_cells(tmp_path / "out.ipynb")[0].outputs[0].text == "over tls\n"
+    assert tls_gateway.wait_no_kernels() == []
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize(
+    "kernel, language, source, expected",
+    [
+        ("bash", "bash", 'echo "n is $n"', "n is 7"),
+        ("ir", "R", 'cat("n is", n, "\\n")', "n is 7"),
+    ],
+)
+def test_parameters_in_other_languages_on_gateway(
+    kernel_gateway, write_nb, tmp_path, kernel, language, source, expected
+):
+    nb = write_nb([("code", "n=0" if kernel == "bash" else "n <- 0", "parameters"), source],
+                  kernel=kernel, language=language)
+    proc = run_cli(nb, tmp_path / "out.ipynb", "-p", "n", "7", *gw_args(kernel_gateway),
+                   timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert expected in code_cells(tmp_path / "out.ipynb")[2].outputs[0].text
+    assert kernel_gateway.wait_no_kernels() == []
