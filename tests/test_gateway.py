@@ -426,3 +426,15 @@ def test_parameters_in_other_languages_on_gateway(
     assert proc.returncode == 0, proc.stderr
     assert expected in code_cells(tmp_path / "out.ipynb")[2].outputs[0].text
     assert kernel_gateway.wait_no_kernels() == []
+
+
+@pytest.mark.kernels
+def test_quiet_cell_on_a_kernel_that_answers_only_between_cells(kernel_gateway, write_nb, tmp_path):
+    """IRkernel does not answer on its control channel: a cell quiet for longer than the
+    liveness timeout is working, not dead (as a local IRkernel whose process runs)."""
+    nb = write_nb(["Sys.sleep(6); cat('slept')"], kernel="ir", language="R")
+    proc = run_cli(nb, tmp_path / "out.ipynb", "--liveness-timeout", "ir=2",
+                   *gw_args(kernel_gateway), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert code_cells(tmp_path / "out.ipynb")[0].outputs[0].text == "slept"
+    assert kernel_gateway.wait_no_kernels() == []

@@ -13,10 +13,15 @@ setting on the source object: REST over urllib (no loop needed, so cleanup also 
 broken loop), the WebSocket over tornado (already a dependency of jupyter_client), both in the
 run's own event loop.
 
-No local process: liveness is silence alone. The client asks the kernel for ``kernel_info`` on
-the control channel every second; no message of any kind for ``liveness_timeout`` seconds, the
-WebSocket closing (gateway gone) or the gateway reporting the kernel ``restarting``/``dead``
-ends the run with :class:`~paramill.errors.KernelDiedError` (exit 138).
+No local process: liveness is silence alone. The client asks the kernel for ``kernel_info``
+every second; no message of any kind for ``liveness_timeout`` seconds, the WebSocket closing
+(gateway gone) or the gateway reporting the kernel ``restarting``/``dead`` ends the run with
+:class:`~paramill.errors.KernelDiedError` (exit 138). ipykernel and most kernels answer on the
+control channel while a cell runs; a kernel that does not answer there (IRkernel: measured, no
+reply even when idle) is asked on the shell channel between cells, and its silence counts only
+then -- as a local IRkernel, which answers heartbeats only between cells, is not declared dead
+while its process runs. A long cell on such a kernel is bounded by ``--execution-timeout``; the
+gateway itself reports its process dying (``restarting``).
 """
 
 from __future__ import annotations
@@ -412,6 +417,8 @@ class GatewayKernelClient:
         self.dead = asyncio.Event()
         self.last_heard = time.monotonic()
         self._pings: set[str] = set()
+        self.control_answers = False  # whether the kernel answers kernel_info on control
+        self.busy = False  # the kernel's last reported execution state
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
         self._pinger: asyncio.Task | None = None
@@ -466,6 +473,8 @@ class GatewayKernelClient:
             raise KernelError(
                 f"kernel {self.kernel.kernel_name!r} on gateway {gateway.display} {exc}"
             ) from None
+        self.control_answers = await self._probe_control(min(2.0, startup_timeout))
+        self.last_heard = time.monotonic()  # it answered just now (the probe's wait is ours)
         self._pinger = asyncio.ensure_future(self._ping())
 
     # -- incoming ------------------------------------------------------------------------------
@@ -501,8 +510,11 @@ class GatewayKernelClient:
                     if state in ("restarting", "dead", "autorestarting"):
                         self._die(f"died (the gateway reports it {state})")
                         return
-                if channel == "control" and msg["parent_header"].get("msg_id") in self._pings:
-                    self._pings.discard(msg["parent_header"]["msg_id"])
+                    self.busy = state == "busy"
+                parent = msg["parent_header"].get("msg_id")
+                if parent in self._pings:  # an answer to a liveness ping: for no one else
+                    if channel in ("control", "shell"):
+                        self._pings.discard(parent)
                     continue
                 if channel in channels:
                     channels[channel].queue.put_nowait(msg)
@@ -511,15 +523,37 @@ class GatewayKernelClient:
         except Exception as exc:
             self._die(f"lost its connection to the gateway ({type(exc).__name__}: {exc})")
 
+    async def _probe_control(self, timeout: float) -> bool:
+        """Whether the kernel answers ``kernel_info`` on its control channel (now, idle)."""
+        msg = self.session.msg("kernel_info_request")
+        self.send("control", msg)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                reply = await self.control_channel.get_msg(timeout=left)
+            except queue.Empty:
+                break
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return True
+        return False
+
     async def _ping(self) -> None:
-        """Ask every second (on the control channel, answered while a cell runs): the answers
-        keep ``last_heard`` fresh while the kernel is alive but quiet."""
+        """Ask every second, so that a quiet but live kernel is heard from: on the control
+        channel (answered while a cell runs), or for a kernel that does not answer there, on
+        the shell channel when it is idle and the last shell ping was answered."""
         while self.dead_reason is None:
             msg = self.session.msg("kernel_info_request")
-            self._pings.add(msg["header"]["msg_id"])
-            if len(self._pings) > 100:
-                self._pings.clear()
-            self.send("control", msg)
+            if self.control_answers:
+                channel = "control"
+            elif not self.busy and not self._pings:
+                channel = "shell"
+            else:
+                channel = None
+            if channel:
+                if len(self._pings) > 100:
+                    self._pings.clear()
+                self._pings.add(msg["header"]["msg_id"])
+                self.send(channel, msg)
             await asyncio.sleep(1.0)
 
     def _die(self, reason: str) -> None:
@@ -535,11 +569,14 @@ class GatewayKernelClient:
             timeout = specific
         while self.dead_reason is None:
             silent = time.monotonic() - self.last_heard
-            if silent >= timeout:
+            # a kernel that answers only between cells is not dead for being quiet in one
+            if silent >= timeout and (self.control_answers or not self.busy):
                 self._die(f"stopped responding (nothing heard from it for {timeout:g} s)")
                 break
             try:
-                await asyncio.wait_for(self.dead.wait(), max(0.1, timeout - silent))
+                await asyncio.wait_for(
+                    self.dead.wait(), timeout - silent if silent < timeout - 0.1 else 1.0
+                )
             except asyncio.TimeoutError:
                 pass
         return f"the kernel on gateway {self.kernel.gateway.display} {self.dead_reason}"
