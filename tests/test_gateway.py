@@ -135,15 +135,19 @@ def test_api_gateway_argument(jupyter_server, tmp_path):
 
     from .conftest import make_notebook
 
-    nbformat.write(make_notebook([("code", "y = 0", "parameters"), "y * 2"]), tmp_path / "in.ipynb")
+    cells = [("code", "y = 0", "parameters"), "y * 2", "import paramill; paramill.record('y', y)"]
+    nbformat.write(make_notebook(cells), tmp_path / "in.ipynb")
     result = run(
         tmp_path / "in.ipynb",
         tmp_path / "out.ipynb",
         {"y": 21},
         gateway={"url": jupyter_server.url, "token": jupyter_server.token},
+        html_output=tmp_path / "out.html",
     )
     assert result.status == "completed"
     assert result.notebook.cells[2].outputs[0].data["text/plain"] == "42"
+    assert result.records == {"y": 21}  # records made in the gateway's kernel
+    assert "42" in (tmp_path / "out.html").read_text()
     assert jupyter_server.wait_no_kernels() == []
 
 
@@ -438,3 +442,15 @@ def test_quiet_cell_on_a_kernel_that_answers_only_between_cells(kernel_gateway, 
     assert proc.returncode == 0, proc.stderr
     assert code_cells(tmp_path / "out.ipynb")[0].outputs[0].text == "slept"
     assert kernel_gateway.wait_no_kernels() == []
+
+
+def test_connection_file_refuses_secrets(independent_kernel, write_nb, tmp_path):
+    proc = run_cli(
+        write_nb(["print(tok)"]), tmp_path / "out.ipynb", "--secret-env", "tok=GW_TEST_SECRET",
+        "--connection-file", independent_kernel.connection_file,
+        env={"GW_TEST_SECRET": "a-long-secret-value"},
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert "cannot be sent to an existing kernel" in proc.stderr.strip().splitlines()[-1]
+    assert "a-long-secret-value" not in proc.stderr
+    assert independent_kernel.alive()
