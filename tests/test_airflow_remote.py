@@ -170,3 +170,13 @@ def test_missing_notebooks_fail_at_execute_time_with_providers_messages(remote) 
     assert "Output notebook is not specified" in run.stdout
     states = af.task_states("paramill_checks")
     assert states == {("no_input", -1): "failed", ("no_output", -1): "failed"}, states
+
+
+def test_provider_registers_the_connection_types(remote) -> None:
+    af, *_ = remote
+    listed = af.run("providers", "hooks", "--output", "json")
+    assert listed.returncode == 0, listed.stdout[-3000:]
+    assert "paramill.integrations.airflow.hooks.JupyterKernelHook" in listed.stdout
+    assert "paramill.integrations.airflow.hooks.JupyterGatewayHook" in listed.stdout
+    for conn_type in ("jupyter_kernel", "jupyter_gateway"):
+        assert f'"{conn_type}"' in listed.stdout
