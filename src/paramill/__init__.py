@@ -39,6 +39,7 @@ _LAZY = {
     "sweep": "sweeps",
     "SweepRun": "sweeps",
     "KernelPool": "pool",
+    "Gateway": "kernel_gateway",
 }
 
 
@@ -79,6 +80,7 @@ __all__ = [
     "StorageError",
     "SweepRun",
     "KernelPool",
+    "Gateway",
     "__version__",
     "execute_notebook",
     "inspect_notebook",
