@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import MissingDependencyError
+from ..storage import is_url
 from ..sweeps import RunSpec, SweepEvents, SweepRun, execute_one
 
 PLUGIN_PREFIX = "paramill-kernel-pool"
@@ -56,7 +57,7 @@ class KernelPoolPlugin(_PluginBase):
 
 
 def _local(path: Any) -> Any:
-    if isinstance(path, str) and path != "-" and "://" not in path and not path.startswith("{"):
+    if isinstance(path, str) and path != "-" and not is_url(path) and not path.startswith("{"):
         return os.path.abspath(path)
     return path
 
