@@ -9,7 +9,7 @@ import pytest
 
 from paramill.errors import ParameterError
 from paramill.parameters import check_parameters, resolve
-from paramill.parameters.inspect import inspect_python
+from paramill.parameters.declared import inspect_python
 from paramill.parameters.sources import cast_value, load_base64, load_yaml
 from paramill.parameters.translators import PythonTranslator, escaped_str, get_translator
 
