@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .errors import ExecutionError, InputError, ParameterError, ParamillError
+from .magics import blank_magics
 
 logger = logging.getLogger("paramill")
 
@@ -229,10 +230,7 @@ def template_imports(nb: Any) -> list[str]:
         if cell.cell_type != "code":
             continue
         # IPython magics and shell escapes are not Python: blank them so the rest parses
-        lines = [
-            "" if line.lstrip().startswith(("%", "!", "?")) else line
-            for line in cell.source.splitlines()
-        ]
+        lines = blank_magics(cell.source.splitlines())
         try:
             tree = ast.parse("\n".join(lines))
         except SyntaxError:
