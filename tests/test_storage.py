@@ -637,6 +637,30 @@ def test_missing_extra_names_the_pip_command(
     assert url in done.stderr
 
 
+def test_missing_backend_is_a_storage_error_and_a_missing_dependency(tmp_path: Path) -> None:
+    # MissingDependencyError is raised for Dask, jupytext, nbconvert and pandas too, so it is no
+    # StorageError itself; a missing storage backend is both (and exits 6 like either)
+    code = (
+        "import sys; sys.modules['s3fs'] = None\n"
+        "from paramill import storage\n"
+        "from paramill.errors import MissingBackendError, MissingDependencyError, StorageError\n"
+        "assert not issubclass(MissingDependencyError, StorageError)\n"
+        "try:\n"
+        "    storage.read_text('s3://bucket/in.ipynb')\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(type(exc).__name__, isinstance(exc, StorageError), exc.exit_code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env=store_free_env(),
+    )
+    assert done.stdout.split() == ["MissingBackendError", "True", "6"], done.stderr
+
+
 # -- locations and options (no server) -------------------------------------------------------
 
 
