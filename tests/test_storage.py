@@ -23,6 +23,7 @@ import pytest
 from paramill import storage
 from paramill.errors import OutputError, StorageError
 from paramill.execute import execute_notebook, run, write_notebook
+from paramill.storage.locations import normalize_url
 from tests.conftest import make_notebook
 from tests.storage_support import (
     S3_KEY,
@@ -665,19 +666,19 @@ def test_missing_backend_is_a_storage_error_and_a_missing_dependency(tmp_path: P
 
 
 def test_papermill_spellings() -> None:
-    assert storage._normalize_url("abs://acct.blob.core.windows.net/box/a/b.ipynb?sv=1&sig=x") == (
+    assert normalize_url("abs://acct.blob.core.windows.net/box/a/b.ipynb?sv=1&sig=x") == (
         "az://box/a/b.ipynb",
         {"account_name": "acct", "sas_token": "sv=1&sig=x"},
     )
     with pytest.raises(StorageError, match="abs://ACCOUNT.blob.core.windows.net/CONTAINER/PATH"):
-        storage._normalize_url("abs://box/b.ipynb")
+        normalize_url("abs://box/b.ipynb")
     with pytest.raises(StorageError, match="Gen1.*az://CONTAINER/PATH"):
         storage.read_text("adl://store.azuredatalakestore.net/x.ipynb")
-    assert storage._normalize_url("https://github.com/org/repo/blob/v1.2/nb/a.ipynb") == (
+    assert normalize_url("https://github.com/org/repo/blob/v1.2/nb/a.ipynb") == (
         "https://raw.githubusercontent.com/org/repo/v1.2/nb/a.ipynb",
         {},
     )
-    assert storage._normalize_url("https://github.com/org/repo") == (
+    assert normalize_url("https://github.com/org/repo") == (
         "https://github.com/org/repo",
         {},
     )

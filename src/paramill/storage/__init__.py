@@ -31,18 +31,17 @@ import sys
 from typing import Any
 
 from ..errors import StorageError
-from .local import _read_local, _write_local_atomic
+from .local import read_local, write_local_atomic
 from .locations import (
-    _local_path,
     display_url,
     display_urls,
     is_local,
     is_url,
+    local_path,
     location_key,
     protocol_of,
     same_location,
 )
-from .locations import _normalize_url as _normalize_url  # papermill's spellings (tested)
 from .remote import options_for, read_bytes, write_bytes
 from .retry import DEFAULT_TIMEOUT
 
@@ -69,7 +68,7 @@ def read_text(path: str | os.PathLike, storage_options: dict[str, Any] | None = 
     if path == "-":
         return sys.stdin.read()
     if is_local(path):
-        return _read_local(path)
+        return read_local(path)
     data = read_bytes(path, storage_options)
     if path.split("?", 1)[0].endswith(".gz") and data[:2] == b"\x1f\x8b":
         import gzip  # as papermill's S3 reader: a gzipped notebook or parameter file
@@ -96,6 +95,6 @@ def write_text(
         sys.stdout.flush()
         return
     if is_local(path):
-        _write_local_atomic(_local_path(path), text)
+        write_local_atomic(local_path(path), text)
         return
     write_bytes(path, text.encode("utf-8"), storage_options)

@@ -7,12 +7,12 @@ import tempfile
 from pathlib import Path
 
 from ..errors import StorageError
-from .locations import _local_path
+from .locations import local_path
 
 
-def _read_local(path: str) -> str:
+def read_local(path: str) -> str:
     try:
-        with open(_local_path(path), encoding="utf-8") as f:
+        with open(local_path(path), encoding="utf-8") as f:
             return f.read()
     except FileNotFoundError:
         raise StorageError(f"{path}: no such file") from None
@@ -40,7 +40,7 @@ def _umask() -> int:
     return umask
 
 
-def _write_local_atomic(path: str, text: str) -> None:
+def write_local_atomic(path: str, text: str) -> None:
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import StorageError
 
 # Which extra installs the fsspec implementation of a protocol.
-_EXTRAS = {
+EXTRAS = {
     "s3": "s3",
     "s3a": "s3",
     "gs": "gcs",
@@ -89,14 +89,14 @@ def location_key(path: str) -> str:
     """One spelling per location: a local path resolved and case-normalized, a URL as is."""
     if not is_local(path):
         return path
-    return os.path.normcase(os.path.realpath(_local_path(path)))
+    return os.path.normcase(os.path.realpath(local_path(path)))
 
 
-def _local_path(path: str) -> str:
+def local_path(path: str) -> str:
     return path[len("file://") :] if path.startswith("file://") else path
 
 
-def _normalize_url(url: str) -> tuple[str, dict[str, Any]]:
+def normalize_url(url: str) -> tuple[str, dict[str, Any]]:
     """papermill's spellings to fsspec's, with the options the spelling carries.
 
     ``abs://ACCOUNT.blob.core.windows.net/CONTAINER/PATH?SAS`` -> ``az://CONTAINER/PATH`` with

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .locations import _EXTRAS, _normalize_url, protocol_of
-from .retry import _translate, _with_retries
+from .locations import EXTRAS, normalize_url, protocol_of
+from .retry import translate, with_retries
 
 # Spellings of one store; options scoped to any of them apply to all.
 _FAMILIES = [{"s3", "s3a"}, {"gs", "gcs"}, {"az", "abfs", "abfss", "abs"}, {"http", "https"}]
@@ -37,7 +37,7 @@ def _known_protocols() -> set[str]:
     import fsspec
     from fsspec.registry import registry
 
-    return set(fsspec.available_protocols()) | set(registry) | set(_EXTRAS)
+    return set(fsspec.available_protocols()) | set(registry) | set(EXTRAS)
 
 
 def options_for(protocol: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def _resolve(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, 
     """(filesystem, path within it) for a URL."""
     import fsspec
 
-    normalized, extra = _normalize_url(url)
+    normalized, extra = normalize_url(url)
     protocol = protocol_of(normalized) or "file"
     options = {**extra, **options_for(protocol_of(url) or protocol, storage_options)}
     if "::" in normalized:  # chained URLs: fsspec splits the options itself
@@ -138,8 +138,8 @@ def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None) -> by
     try:
         fs, path = _resolve(url, storage_options)
     except Exception as exc:
-        raise _translate(url, exc, writing=False) from exc
-    return _with_retries(url, lambda left: _run(fs, "cat_file", path, timeout=left), False)
+        raise translate(url, exc, writing=False) from exc
+    return with_retries(url, lambda left: _run(fs, "cat_file", path, timeout=left), False)
 
 
 def write_bytes(url: str, data: bytes, storage_options: Mapping[str, Any] | None = None) -> None:
@@ -147,5 +147,5 @@ def write_bytes(url: str, data: bytes, storage_options: Mapping[str, Any] | None
     try:
         fs, path = _resolve(url, storage_options)
     except Exception as exc:
-        raise _translate(url, exc, writing=True) from exc
-    _with_retries(url, lambda left: _run(fs, "pipe_file", path, data, timeout=left), True)
+        raise translate(url, exc, writing=True) from exc
+    with_retries(url, lambda left: _run(fs, "pipe_file", path, data, timeout=left), True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from ..errors import MissingBackendError, StorageError
-from .locations import _EXTRAS, display_url, display_urls, protocol_of
+from .locations import EXTRAS, display_url, display_urls, protocol_of
 
 logger = logging.getLogger("paramill.storage")
 T = TypeVar("T")
@@ -158,7 +158,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(root).__name__}: {detail}" if detail else type(root).__name__
 
 
-def _translate(url: str, exc: BaseException, writing: bool) -> StorageError:
+def translate(url: str, exc: BaseException, writing: bool) -> StorageError:
     """One StorageError, with a one-line message naming the URL, for any backend's error."""
     if isinstance(exc, StorageError):
         return exc
@@ -167,7 +167,7 @@ def _translate(url: str, exc: BaseException, writing: bool) -> StorageError:
         isinstance(exc, ValueError) and "Protocol not known" in str(exc)
     ):
         proto = protocol_of(url) or ""
-        extra = _EXTRAS.get(proto)
+        extra = EXTRAS.get(proto)
         if extra:
             return MissingBackendError(
                 f"{url}: {proto}:// needs an optional dependency: pip install 'paramill[{extra}]'"
@@ -207,7 +207,7 @@ def _timeout_budget() -> float:
         return DEFAULT_TIMEOUT
 
 
-def _with_retries(url: str, call: Callable[[float], T], writing: bool) -> T:
+def with_retries(url: str, call: Callable[[float], T], writing: bool) -> T:
     """Run ``call(seconds)`` until it succeeds, fails for good, or the time budget is spent.
 
     One attempt gets at most a quarter of the budget (10 s at least): the SDKs retry inside an
@@ -227,7 +227,7 @@ def _with_retries(url: str, call: Callable[[float], T], writing: bool) -> T:
         except Exception as exc:
             left = budget - (time.monotonic() - start)
             if not _transient(exc):
-                raise _translate(url, exc, writing) from exc
+                raise translate(url, exc, writing) from exc
             shown = display_url(url)
             if any(type(err).__name__ == "FSTimeoutError" for err in _chain(exc)):
                 # our own cut: an earlier attempt's error says more, if there was one
