@@ -7,6 +7,5 @@ in ``cli.py``; heavy modules are imported only once a command runs, so ``--help`
 """
 
 from .cli import main
-from .exits import fail
 
-__all__ = ["fail", "main"]
+__all__ = ["main"]

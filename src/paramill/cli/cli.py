@@ -17,7 +17,6 @@ import click
 
 from .. import __version__
 from . import options
-from .exits import EXIT_CODES, SWEEP_EXIT_CODES
 
 
 class DefaultGroup(click.Group):
@@ -76,7 +75,7 @@ def main() -> None:
     """paramill: parameterize and run Jupyter notebooks."""
 
 
-@main.command("run", context_settings=options.HELP_OPTIONS, epilog=EXIT_CODES)
+@main.command("run", context_settings=options.HELP_OPTIONS, epilog=options.EXIT_CODES)
 @options.run_options
 def run_command(**values: Any) -> None:
     """Run NOTEBOOK_PATH with parameters and write the executed notebook to OUTPUT_PATH.
@@ -94,7 +93,7 @@ def records_command(**values: Any) -> None:
     _perform("records", options.RecordsOptions(**values))
 
 
-@main.command("sweep", context_settings=options.HELP_OPTIONS, epilog=SWEEP_EXIT_CODES)
+@main.command("sweep", context_settings=options.HELP_OPTIONS, epilog=options.SWEEP_EXIT_CODES)
 @options.sweep_options
 def sweep_command(**values: Any) -> None:
     """Run NOTEBOOK_PATH once per parameter set; OUTPUT_TEMPLATE names each output.

@@ -1,6 +1,7 @@
 """How the CLI ends: a paramill error becomes one line on stderr and its exit code.
 
-The codes themselves belong to the exception classes (``errors.py``); this module only prints.
+The codes belong to the exception classes (``errors.py``); their table, for --help, is in
+``options.py``. Loaded only once a command runs.
 """
 
 from __future__ import annotations
@@ -13,29 +14,6 @@ from typing import NoReturn
 import click
 
 from ..errors import ExecutionError, ParamillError, RunCancelledError
-
-EXIT_CODES = """\b
-Exit codes:
-  0    success (also a notebook that stops with sys.exit(0))
-  1    a cell raised an exception
-  2    command-line usage error
-  3    the input notebook cannot be read or is not a valid notebook
-  4    bad parameters (malformed, unknown with --strict, wrong type, not representable,
-       a value that would move a templated path)
-  5    kernel not installed or failed to start
-  6    storage error (missing file, unreachable store, missing extra)
-  7    a cell exceeded --execution-timeout
-  8    the run exceeded --timeout
-  9    the output notebook could not be written
-  130  interrupted (SIGINT / Ctrl-C)      143  terminated (SIGTERM)
-  138  the kernel died or stopped responding
-"""
-
-SWEEP_EXIT_CODES = """\b
-Exit codes: 0 when every run completed; when runs failed, their exit code if they all
-share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1;
-2 usage error; 4 bad grid or two runs writing one output; 130/143 interrupted.
-"""
 
 
 def error(message: str) -> None:
