@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import notebook as nbops
 from . import storage, textnb
+from ._registry import is_default_engine
 from .errors import (
     ExecutionError,
     InputError,
@@ -260,7 +261,7 @@ def _rewrite_kernelspec(nb: NotebookNode, kernel_name: str) -> None:
 def get_engine(name: str | None) -> type:
     from .engine import NBClientEngine
 
-    if name in (None, "", "nbclient"):
+    if is_default_engine(name):
         return NBClientEngine
     from importlib.metadata import entry_points
 
@@ -598,6 +599,8 @@ def _plug_remote_kernel(engine_kwargs: dict[str, Any]) -> None:
     connection = engine_kwargs.pop("connection_info", None)
     if gateway is not None and connection is not None:
         raise KernelError("gateway= and connection_info= cannot be used together")
+    if "kernel_starter" in engine_kwargs:  # a sweep's kernels from that gateway or kernel
+        return
     if gateway is not None:
         from .kernel_gateway import GatewaySource
 

@@ -1,13 +1,14 @@
-"""Command-line options for kernels that are not local child processes (a Jupyter gateway, an
-existing kernel) and liveness, shared by ``paramill`` and ``paramill sweep``.
+"""Options for kernels that are not local child processes (a Jupyter gateway, an existing
+kernel) and for liveness, shared by ``paramill run`` and ``paramill sweep``.
 
-``remote_kernel_options`` adds the options to a click command; the command passes what it got
-(``**remote``) to ``engine_kwargs_from_options``, whose result goes to ``run``/``sweep``.
+``remote_kernel`` is the option block; ``remote_kwargs`` turns the values into ``run``/``sweep``
+keyword arguments (``gateway=``, ``connection_info=``, ``kernel_liveness_timeout=``), raising
+click's usage errors (exit 2) for values that cannot work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -60,19 +61,9 @@ _OPTIONS = [
 ]
 
 
-#: the parameter names click passes for the options above
-REMOTE_OPTION_NAMES = (
-    "gateway_url",
-    "gateway_token",
-    "gateway_header",
-    "gateway_validate_cert",
-    "gateway_ca_bundle",
-    "connection_file",
-    "liveness_timeout",
-)
 
 
-def remote_kernel_options(command: Callable) -> Callable:
+def remote_kernel(command: Callable) -> Callable:
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -98,10 +89,10 @@ def _liveness(values: tuple[str, ...]) -> tuple[float | None, dict[str, float]]:
     return overall, per_kernel
 
 
-def engine_kwargs_from_options(remote: dict[str, Any]) -> dict[str, Any]:
+def remote_kwargs(remote: Mapping[str, Any]) -> dict[str, Any]:
     """``run``'s keyword arguments for the options above (empty when none was given)."""
-    from .errors import KernelError
-    from .kernel_gateway import Gateway
+    from ..errors import KernelError
+    from ..kernel_gateway import Gateway
 
     kwargs: dict[str, Any] = {}
     overall, per_kernel = _liveness(remote.get("liveness_timeout") or ())
