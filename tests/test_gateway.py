@@ -454,3 +454,19 @@ def test_connection_file_refuses_secrets(independent_kernel, write_nb, tmp_path)
     assert "cannot be sent to an existing kernel" in proc.stderr.strip().splitlines()[-1]
     assert "a-long-secret-value" not in proc.stderr
     assert independent_kernel.alive()
+
+
+def test_sweep_on_gateway_sigterm_deletes_every_kernel(kernel_gateway, write_nb, tmp_path):
+    nb = write_nb([("code", "x = 0", "parameters"), "import time; time.sleep(120)"])
+    proc = subprocess.Popen(
+        [*PARAMILL, "sweep", str(nb), str(tmp_path / "out_{x}.ipynb"), "--grid", "x=1,2,3,4",
+         "--workers", "2", *gw_args(kernel_gateway)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    wait_running(tmp_path / "out_1.ipynb", 2, proc)  # runs are in their long cell
+    wait_running(tmp_path / "out_2.ipynb", 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    # the running runs' kernels, and those started ahead for the next runs: all deleted
+    assert kernel_gateway.wait_no_kernels() == []
