@@ -25,6 +25,7 @@ DAY = "2019-11-07"
 
 REMOTE_DAG = """
 import datetime
+from pathlib import Path
 from airflow.sdk import DAG
 from paramill.integrations.airflow import NoteBook, PapermillOperator
 
@@ -60,6 +61,7 @@ with DAG("paramill_remote", schedule=None, start_date=datetime.datetime(2019, 1,
 
 CHECKS_DAG = """
 import datetime
+from pathlib import Path
 from airflow.sdk import DAG
 from paramill.integrations.airflow import PapermillOperator
 
