@@ -89,12 +89,11 @@ DUMPS = {
     "javascript": f'console.log("{MARK}" + JSON.stringify({{'
     + ", ".join(f"{n}: {n}" for n in NAMES)
     + "}))",
-    # a file, not output: Toree may send a cell's output (stream or value) after "idle", which
-    # nbclient then drops
+    # printed: Toree may send it after "idle"; the engine's late-output grace for toree* keeps it
     "toree_scala": _SCALA_DUMP
-    + 'java.nio.file.Files.write(java.nio.file.Paths.get("dump.json"), enc(Map('
+    + f'println("{MARK}" + enc(Map('
     + ", ".join(f'"{n}" -> {n}' for n in NAMES)
-    + ')).getBytes("UTF-8"))',
+    + ")))",
 }
 DUMPS["tslab"] = DUMPS["javascript"]
 
@@ -211,10 +210,7 @@ def check_round_trip(tmp_path, kernel: str) -> None:
     nb = run(tmp_path, kernel, [("code", DEFAULTS[kernel], "parameters"), DUMPS[kernel]], PARAMS)
     injected = nb.cells[1]
     assert injected.metadata.tags == ["injected-parameters"]
-    if kernel == "toree_scala":
-        got = json.loads((tmp_path / "dump.json").read_text("utf-8"))
-    else:
-        got = dumped(nb)
+    got = dumped(nb)
     if kernel == "bash":
         got = _bash_decode(got)
     want = expected_for(kernel)
@@ -379,3 +375,25 @@ def test_bash_special_variable_never_reaches_the_kernel(tmp_path, name, value, c
 def test_scala_round_trip_and_failure(tmp_path):
     check_round_trip(tmp_path, "toree_scala")
     check_failure_fails_run(tmp_path, "toree_scala")
+
+
+# -- output a kernel sends after reporting idle ---------------------------------------------------
+def test_output_sent_after_idle_is_kept_within_the_grace(tmp_path):
+    """Toree's habit, reproduced on ipykernel: a thread prints 1 s after the cell went idle."""
+    late = "import threading\nthreading.Timer(1.0, lambda: print('late', flush=True)).start()"
+    nb = run(tmp_path, "python3", [late, "x = 1"], late_output_grace=10.0)
+    assert [o.get("text") for o in nb.cells[0].outputs] == ["late\n"]
+    assert nb.cells[1].outputs == []
+
+
+def test_late_output_grace_per_kernelspec(monkeypatch):
+    from paramill.engine import late_output_grace_for
+
+    monkeypatch.delenv("PARAMILL_LATE_OUTPUT_GRACE", raising=False)
+    assert late_output_grace_for("apache_toree_scala") == 2.0
+    assert late_output_grace_for("toree_scala") == 2.0
+    assert late_output_grace_for("python3") == 0.0
+    assert late_output_grace_for("apache_toree_scala", 0) == 0.0  # the engine option wins
+    monkeypatch.setenv("PARAMILL_LATE_OUTPUT_GRACE", "0.5")
+    assert late_output_grace_for("python3") == 0.5
+    assert late_output_grace_for("apache_toree_scala", 3) == 3.0
