@@ -524,6 +524,9 @@ class NBClientEngine:
                     if exc.ename == "SystemExit" and exc.evalue in ("", "0"):
                         break  # a clean sys.exit(): stop here, not a failure
                     self._fail_cell(nb, cell)
+                    if exc.ename and not any(o.output_type == "error" for o in cell.outputs):
+                        # the reply names the error but no output does (IPython's UsageError)
+                        cell.outputs.append(_error_output(exc.ename, exc.evalue or ""))
                     break
                 except NBCellTimeout as exc:
                     self._fail_cell(nb, cell)
