@@ -212,7 +212,7 @@ def late_output_grace_for(kernel_name: str, option: float | None = None) -> floa
         except ValueError:
             logger.warning("PARAMILL_LATE_OUTPUT_GRACE=%r is not a number; ignored", env)
     for pattern, seconds in LATE_OUTPUT_GRACE:
-        if fnmatch.fnmatch(kernel_name.lower(), pattern):
+        if fnmatch.fnmatch((kernel_name or "").lower(), pattern):
             return seconds
     return 0.0
 
