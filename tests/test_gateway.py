@@ -470,3 +470,42 @@ def test_sweep_on_gateway_sigterm_deletes_every_kernel(kernel_gateway, write_nb,
     assert proc.returncode == 143, stderr
     # the running runs' kernels, and those started ahead for the next runs: all deleted
     assert kernel_gateway.wait_no_kernels() == []
+
+
+def test_gateway_source_kernel_source_interface(kernel_gateway):
+    """prepare (started ahead) -> acquire -> release, and close deleting an untaken kernel:
+    the interface the run path's kernel sources share."""
+    import asyncio
+    import types
+
+    from paramill.kernel_gateway import GatewaySource
+
+    request = types.SimpleNamespace(
+        kernel_name="python3", env={"KERNEL_FLAVOUR": "mint"}, cwd=None, startup_timeout=60
+    )
+    source = GatewaySource({"url": kernel_gateway.url, "token": kernel_gateway.token})
+    source.prepare(request)
+    end = time.monotonic() + 60
+    while not kernel_gateway.kernels():  # started before anyone asked for it
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    started = kernel_gateway.kernels()[0]["id"]
+
+    async def use() -> str:
+        kernel = await source.acquire(request)
+        assert kernel.manager.kernel_id == started and kernel.pid is None
+        printed: list[str] = []
+        await kernel.client.execute_interactive(
+            "import os; print(os.environ['KERNEL_FLAVOUR'])", timeout=30,
+            output_hook=lambda m: printed.append(m["content"].get("text", "")),
+        )
+        assert source.is_running(kernel)
+        await source.release(kernel)
+        assert not source.is_running(kernel)
+        return "".join(printed)
+
+    assert asyncio.run(use()) == "mint\n"  # the request's env reached the kernel
+    assert kernel_gateway.wait_no_kernels() == []
+    source.prepare(request)
+    source.close()
+    assert kernel_gateway.wait_no_kernels() == []

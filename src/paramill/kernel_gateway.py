@@ -240,6 +240,7 @@ class GatewaySource:
     def __init__(self, gateway: Gateway | str | Mapping[str, Any]) -> None:
         self.gateway = Gateway.coerce(gateway)
         self._specs: dict[str, Any] | None = None
+        self._early: tuple[Any, Any] | None = None  # (request key, future of a started kernel)
 
     def kernelspecs(self) -> dict[str, Any]:
         if self._specs is None:
@@ -291,8 +292,89 @@ class GatewaySource:
             raise
         return km, kc
 
+    # -- the KernelSource interface of the run-path redesign (paramill.kernel.source) -----------
+    def prepare(self, request: Any) -> None:
+        """Start ``request``'s kernel now, while the notebook is read and parameterized (the
+        gateway boots it meanwhile); ``acquire`` takes it. Never raises."""
+        import concurrent.futures
+
+        if self._early is not None:
+            return
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="paramill-gateway")
+        self._early = (_request_key(request), pool.submit(self.start, request.kernel_name,
+                                                          dict(request.env or {})))  # fmt: skip
+        pool.shutdown(wait=False)
+
+    async def acquire(self, request: Any) -> Any:
+        """A started, connected kernel for ``request`` (the one ``prepare`` started, if it
+        matches); every failure deletes what was started."""
+        early, self._early = self._early, None
+        env = dict(request.env or {})
+        if early is not None and early[0] == _request_key(request):
+            try:
+                km = await asyncio.wrap_future(early[1])
+            except asyncio.CancelledError:
+                early[1].add_done_callback(_delete_when_started)
+                raise
+            try:
+                kc = await km.connect(request.startup_timeout)
+            except BaseException:
+                await _in_thread(km.delete)
+                raise
+        else:
+            if early is not None:
+                early[1].add_done_callback(_delete_when_started)
+            km, kc = await self.starter(
+                request.kernel_name, startup_timeout=request.startup_timeout, env=env
+            )
+        return _kernel_record(km, kc, self, request)
+
+    async def release(self, kernel: Any, *, grace: float = 3.0) -> None:
+        """The run is over: close its channels and delete the kernel on the gateway."""
+        kernel.client.stop_channels()
+        await kernel.manager.kill()
+
+    def kill(self, kernel: Any) -> None:
+        """Delete the kernel now, from any thread (the run's loop may be broken)."""
+        kernel.manager.kill_now()
+
+    def is_running(self, kernel: Any) -> bool:
+        return not kernel.manager.deleted and kernel.client.dead_reason is None
+
     def close(self) -> None:
-        """Nothing is held between runs (each run deletes its own kernel)."""
+        """Delete a kernel ``prepare`` started that no run took."""
+        early, self._early = self._early, None
+        if early is not None:
+            early[1].add_done_callback(_delete_when_started)
+
+    def __enter__(self) -> GatewaySource:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _request_key(request: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return (request.kernel_name, tuple(sorted(dict(request.env or {}).items())))
+
+
+def _delete_when_started(future: Any) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().delete()
+
+
+def _kernel_record(km: GatewayKernel, kc: Any, source: GatewaySource, request: Any) -> Any:
+    """The run path's ``Kernel`` (paramill.kernel.source) for a gateway kernel: no local pid,
+    owned (deleted when released)."""
+    try:
+        from .kernel.source import Kernel  # type: ignore[import-not-found]
+    except ImportError:  # before the run-path redesign: the same fields
+        import types
+
+        return types.SimpleNamespace(
+            manager=km, client=kc, source=source, request=request, pid=None, owned=True
+        )
+    return Kernel(km, kc, source, request, pid=None, owned=True)
 
 
 async def _in_thread(func: Any, *args: Any) -> Any:
