@@ -351,7 +351,7 @@ def run(
     """
     from . import secrets as secrets_mod
 
-    _plug_remote_kernel(engine_kwargs)
+    gateway_source = _plug_remote_kernel(engine_kwargs)
     input_path = os.fspath(input_path) if isinstance(input_path, os.PathLike) else input_path
     output_path = os.fspath(output_path) if isinstance(output_path, os.PathLike) else output_path
     files = (
@@ -418,13 +418,15 @@ def run(
             # from here on a kernel exists: a signal is held, and the engine stops the run for it
             outer_hold = hold_signals(handle_signals)
             outer_hold.__enter__()
+            early_env = {
+                **(engine_kwargs.get("kernel_env") or {}),
+                **secrets_mod.kernel_env(secrets),
+            }
             early = _EarlyKernel.launch(
-                text,
-                kernel_name,
-                cwd=cwd,
-                env={**(engine_kwargs.get("kernel_env") or {}), **secrets_mod.kernel_env(secrets)},
-                engine_kwargs=engine_kwargs,
+                text, kernel_name, cwd=cwd, env=early_env, engine_kwargs=engine_kwargs
             )
+            if gateway_source is not None:  # a gateway boots the kernel meanwhile
+                _prepare_remote(gateway_source, text, kernel_name, early_env, start_timeout)
         import nbformat
 
         nb = (
@@ -587,29 +589,51 @@ def run(
                 writer.close()
         if early is not None:
             early.discard()
+        if gateway_source is not None:  # a kernel started ahead that no engine took
+            gateway_source.close()
         outer_hold.__exit__(None, None, None)
         if deliver is not None:
             signal.raise_signal(deliver)
 
 
-def _plug_remote_kernel(engine_kwargs: dict[str, Any]) -> None:
+def _plug_remote_kernel(engine_kwargs: dict[str, Any]) -> Any:
     """``gateway=`` (a Jupyter gateway) or ``connection_info=`` (an existing kernel) become the
-    engine's kernel starter."""
+    engine's kernel starter; returns the gateway source (None otherwise)."""
     gateway = engine_kwargs.pop("gateway", None)
     connection = engine_kwargs.pop("connection_info", None)
     if gateway is not None and connection is not None:
         raise KernelError("gateway= and connection_info= cannot be used together")
     if "kernel_starter" in engine_kwargs:  # a sweep's kernels from that gateway or kernel
-        return
+        return None
     if gateway is not None:
         from .kernel_gateway import GatewaySource
 
         source = gateway if isinstance(gateway, GatewaySource) else GatewaySource(gateway)
         engine_kwargs["kernel_starter"] = source.starter
-    elif connection is not None:
+        return source
+    if connection is not None:
         from .kernel_connection import ConnectionSource
 
         engine_kwargs["kernel_starter"] = ConnectionSource(connection).starter
+    return None
+
+
+def _prepare_remote(
+    source: Any, text: str, kernel_name: str | None, env: dict, start_timeout: float
+) -> None:
+    """Have the gateway start the notebook's kernel while the notebook is prepared."""
+    import json
+    import types
+
+    try:
+        name = kernel_name or json.loads(text)["metadata"]["kernelspec"]["name"]
+    except (ValueError, KeyError, TypeError):  # the normal path reports it
+        return
+    if isinstance(name, str) and name:
+        request = types.SimpleNamespace(
+            kernel_name=name, env=env, cwd=None, startup_timeout=start_timeout
+        )
+        source.prepare(request)
 
 
 def _default_engine() -> type:

@@ -74,6 +74,8 @@ class GatewayKernelClient:
         self.dead = asyncio.Event()
         self.last_heard = time.monotonic()
         self._pings: set[str] = set()
+        self._reported = False  # watch_liveness has returned the reason
+        self._died_at = 0.0
         self.control_answers = False  # whether the kernel answers kernel_info on control
         self.busy = False  # the kernel's last reported execution state
         self._ws: Any = None
@@ -216,6 +218,7 @@ class GatewayKernelClient:
     def _die(self, reason: str) -> None:
         if self.dead_reason is None:
             self.dead_reason = reason
+            self._died_at = time.monotonic()
             self.dead.set()
 
     async def watch_liveness(self, timeout: float) -> str:
@@ -236,6 +239,7 @@ class GatewayKernelClient:
                 )
             except asyncio.TimeoutError:
                 pass
+        self._reported = True
         return f"the kernel on gateway {self.kernel.gateway.display} {self.dead_reason}"
 
     # -- outgoing ------------------------------------------------------------------------------
@@ -297,7 +301,11 @@ class GatewayKernelClient:
         return await self.iopub_channel.get_msg(timeout)
 
     async def is_alive(self) -> bool:
-        return self.dead_reason is None
+        # dead once the liveness watcher has told the engine why (nbclient polls this every
+        # second and would otherwise end the run first, with no reason); 2 s without a watcher
+        if self.dead_reason is None:
+            return True
+        return not (self._reported or time.monotonic() - self._died_at > 2.0)
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (timeout or 60)

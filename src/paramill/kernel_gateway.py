@@ -284,7 +284,17 @@ class GatewaySource:
     ) -> tuple[GatewayKernel, GatewayKernelClient]:
         if cwd is not None:
             logger.debug("--cwd is a local folder: the gateway's kernel runs in its own")
-        km = await _in_thread(self.start, kernel_name, env)
+        early, self._early = self._early, None
+        if early is not None and early[0] == (kernel_name, tuple(sorted((env or {}).items()))):
+            try:
+                km = await asyncio.wrap_future(early[1])
+            except asyncio.CancelledError:
+                early[1].add_done_callback(_delete_when_started)
+                raise
+        else:
+            if early is not None:  # started for another kernel or environment
+                early[1].add_done_callback(_delete_when_started)
+            km = await _in_thread(self.start, kernel_name, env)
         try:
             kc = await km.connect(startup_timeout)
         except BaseException:
@@ -308,25 +318,10 @@ class GatewaySource:
     async def acquire(self, request: Any) -> Any:
         """A started, connected kernel for ``request`` (the one ``prepare`` started, if it
         matches); every failure deletes what was started."""
-        early, self._early = self._early, None
         env = dict(request.env or {})
-        if early is not None and early[0] == _request_key(request):
-            try:
-                km = await asyncio.wrap_future(early[1])
-            except asyncio.CancelledError:
-                early[1].add_done_callback(_delete_when_started)
-                raise
-            try:
-                kc = await km.connect(request.startup_timeout)
-            except BaseException:
-                await _in_thread(km.delete)
-                raise
-        else:
-            if early is not None:
-                early[1].add_done_callback(_delete_when_started)
-            km, kc = await self.starter(
-                request.kernel_name, startup_timeout=request.startup_timeout, env=env
-            )
+        km, kc = await self.starter(
+            request.kernel_name, startup_timeout=request.startup_timeout, env=env
+        )
         return _kernel_record(km, kc, self, request)
 
     async def release(self, kernel: Any, *, grace: float = 3.0) -> None:
