@@ -362,7 +362,7 @@ def run_command(
             _record_path(run_record, notebook_path, params, allow_path_values)
             record_refused = False
 
-        from .execute import run
+        from .api import run
 
         result = run(
             notebook_path,
@@ -430,7 +430,7 @@ def _record_path(
 ) -> str:
     """The ``--run-record`` path, its ``{name}`` fields filled like the output path's; never
     the input notebook."""
-    from .execute import path_parameters, refuse_overwriting_input, template_path
+    from ._run.paths import path_parameters, refuse_overwriting_input, template_path
 
     values = path_parameters(params or {})
     filled = template_path(path, values, allow_path_values=allow_path_values)
@@ -512,7 +512,7 @@ def _help_notebook(
     storage_options: dict[str, Any] | None = None,
     allow_path_values: bool = False,
 ) -> int:
-    from .execute import declared_parameters, path_parameters, read_notebook_source, template_path
+    from .api import declared_parameters, path_parameters, read_notebook_source, template_path
     from .storage import display_url
 
     source = template_path(path, path_parameters(params), allow_path_values=allow_path_values)

@@ -260,7 +260,7 @@ def read_notebook(path: Any, storage_options: dict[str, Any] | None = None) -> O
     """Read an executed notebook (local path, URL, or notebook object) for its records."""
     import os
 
-    from .execute import read_notebook_source
+    from .nbio import read_notebook_source
     from .storage import display_url
 
     nb = read_notebook_source(path, storage_options)

@@ -149,7 +149,7 @@ class RunSpec:
 
 
 def _fill(path: Any, parameters: Mapping[str, Any], allow_path_values: bool) -> Any:
-    from .execute import path_parameters, template_path
+    from ._run.paths import path_parameters, template_path
 
     return template_path(
         path, path_parameters(parameters), allow_path_values=allow_path_values
@@ -173,7 +173,7 @@ def plan_runs(
 ) -> list[RunSpec]:
     """The runs with their output names; two runs writing the same output, or a run writing
     over an input notebook (unless both paths are literal: one run in place), is an error."""
-    from .execute import has_fields, refuse_overwriting_input
+    from ._run.paths import has_fields, refuse_overwriting_input
     from .storage import display_url, location_key
 
     if not runs:
@@ -305,11 +305,11 @@ def execute_one(
     keep_notebook: bool = False,
 ) -> SweepRun:
     """Run one planned run; every paramill error becomes the run's status, never an exception."""
-    from .execute import run
+    from .api import run
 
     options = dict(run_options)
     if kernel_starter is not None:
-        options["kernel_starter"] = kernel_starter
+        options["kernel_source"] = kernel_starter
     token = current_run.set(spec.label)
     began = time.monotonic()
     outcome = SweepRun(spec.index, spec.grid, spec.parameters, spec.output_path, "error")
@@ -445,7 +445,7 @@ def _as_list(value: Any) -> list:
 
 def first_notebook(specs: Sequence[RunSpec], run_options: Mapping[str, Any]) -> Any:
     """The first run's notebook (to learn its kernel and imports), or None if unreadable."""
-    from .execute import read_notebook_source
+    from .nbio import read_notebook_source
 
     try:
         return read_notebook_source(specs[0].input_path, run_options.get("storage_options"))
@@ -489,8 +489,8 @@ def _run_local(
     import nbclient  # noqa: F401
 
     from . import engine as _engine  # noqa: F401
-    from .forkserver import enabled
-    from .pool import KernelPool
+    from .kernel.forkserver import enabled
+    from .kernel.pool import KernelPool
     from .secrets import kernel_env
 
     engine = run_options.get("engine_name")
@@ -521,7 +521,7 @@ def _run_local(
         start_timeout=run_options.get("start_timeout", 60),
         fork_server=enabled(fork_server, default=True),
     ) as pool:
-        starter = pool.acquire if pooled else None
+        starter = pool if pooled else None
         threads = ThreadPoolExecutor(workers, thread_name_prefix="paramill-sweep")
         futures: dict[Future, int] = {}
         try:

@@ -45,7 +45,7 @@ class KernelPoolPlugin(_PluginBase):
         self.pool: Any = None
 
     def setup(self, worker: Any) -> None:
-        from ..pool import KernelPool
+        from ..kernel.pool import KernelPool
 
         self.pool = KernelPool(self.size, preload=self.preload, start_timeout=self.start_timeout)
 
@@ -68,7 +68,7 @@ def _task(spec: RunSpec, run_options: Mapping[str, Any], plugin: str | None, kee
 
         pool_plugin = get_worker().plugins.get(plugin)
         pool = getattr(pool_plugin, "pool", None)
-        starter = pool.acquire if pool is not None else None
+        starter = pool
     return execute_one(spec, run_options, kernel_starter=starter, keep_notebook=keep)
 
 
