@@ -168,14 +168,12 @@ class NBClientEngine:
             reason = f"the run exceeded {self.run_timeout:g} s (--timeout)"
             timer = loop.call_later(self.run_timeout, lambda: stop(RunTimeoutError, reason))
             undo.append(timer.cancel)
-        if self.cancel is not None:
-            undo.append(
-                self.cancel.subscribe(
-                    lambda: loop.call_soon_threadsafe(
-                        stop, RunCancelledError, "cancelled (CancelToken)"
-                    )
-                )
-            )
+        reason = "cancelled (CancelToken)"
+        if self.cancel is not None and self.cancel.cancelled:
+            stop.preempt(RunCancelledError, reason)
+        elif self.cancel is not None:
+            cancel = lambda: loop.call_soon_threadsafe(stop, RunCancelledError, reason)  # noqa: E731
+            undo.append(self.cancel.subscribe(cancel))
 
         def disarm() -> None:
             for step in reversed(undo):
@@ -184,6 +182,8 @@ class NBClientEngine:
         return disarm
 
     async def _run(self, nb: NotebookNode, stop: Stop, bar: Any) -> ExecutionError | None:
+        if stop.requested:  # cancelled before it started: no kernel
+            raise asyncio.CancelledError
         self._kernel = kernel = await self.kernel_source.acquire(self.request)
         self.kernel_pid = kernel.pid
         logger.info("Executing notebook with kernel: %s", self.kernel_name)

@@ -29,6 +29,11 @@ class Stop:
         self.signal_number = kw.get("signal_number", 0)
         self.task.cancel()
 
+    def preempt(self, error_class: type[ExecutionError], reason: str) -> None:
+        """Stopped before it started: the run checks ``requested`` before it gets a kernel."""
+        if self.error_class is None:
+            self.error_class, self.reason = error_class, reason
+
     @property
     def requested(self) -> bool:
         return self.error_class is not None
