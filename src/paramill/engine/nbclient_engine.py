@@ -165,15 +165,18 @@ class NBClientEngine:
             )
         ]
         if self.run_timeout:
-            reason = f"the run exceeded {self.run_timeout:g} s (--timeout)"
-            timer = loop.call_later(self.run_timeout, lambda: stop(RunTimeoutError, reason))
+            late = f"the run exceeded {self.run_timeout:g} s (--timeout)"
+            timer = loop.call_later(self.run_timeout, lambda: stop(RunTimeoutError, late))
             undo.append(timer.cancel)
-        reason = "cancelled (CancelToken)"
+        cancelled = "cancelled (CancelToken)"
         if self.cancel is not None and self.cancel.cancelled:
-            stop.preempt(RunCancelledError, reason)
+            stop.preempt(RunCancelledError, cancelled)
         elif self.cancel is not None:
-            cancel = lambda: loop.call_soon_threadsafe(stop, RunCancelledError, reason)  # noqa: E731
-            undo.append(self.cancel.subscribe(cancel))
+            undo.append(
+                self.cancel.subscribe(
+                    lambda: loop.call_soon_threadsafe(stop, RunCancelledError, cancelled)
+                )
+            )
 
         def disarm() -> None:
             for step in reversed(undo):
