@@ -17,6 +17,7 @@ import sys
 import sysconfig
 import threading
 import traceback
+from typing import Any
 
 RUN_NAME = "__paramill_forkserver__"
 _PR_SET_PDEATHSIG = 1
@@ -34,6 +35,40 @@ _KERNEL_MODULES = (
 
 
 def serve(address: str, preload: list[str]) -> None:
+    """Import, then fork a kernel per request until the driver's pipe (our stdin) closes."""
+    if not _preload(preload):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(64)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "driver")
+    kernels: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, driver connection)
+    _say("ready")
+    try:
+        _loop(listener, selector, kernels, libc)
+    finally:
+        for pid, _ in kernels.values():
+            _killpg(pid)
+        for pid, _ in list(kernels.values()):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        listener.close()
+        for remove, path in ((os.unlink, address), (os.rmdir, os.path.dirname(address))):
+            try:
+                remove(path)  # the driver may be gone: leave no socket or folder behind
+            except OSError:
+                pass
+
+
+def _preload(preload: list[str]) -> bool:
+    """Import what every kernel imports, and the preloads; False (said on stdout) when
+    forking would not be safe afterwards."""
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # as ipykernel_launcher: imports must not come from the kernel's cwd
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -51,74 +86,54 @@ def serve(address: str, preload: list[str]) -> None:
             pass
     if threading.active_count() > 1:
         _say(f"preloading {', '.join(preload)} started a thread: cannot fork safely")
-        return
+        return False
     # a connection or file opened at import would be shared by every kernel forked from here
     if set(os.listdir("/proc/self/fd")) - fds:
         _say(f"preloading {', '.join(preload)} left a file or socket open: cannot fork safely")
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen(64)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ, "accept")
-    selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "driver")
-    kernels: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, driver connection)
+        return False
+    return True
+
+
+def _loop(listener: socket.socket, selector: Any, kernels: dict, libc: Any) -> None:
+    """Serve requests, report exits, kill kernels whose driver connection closed."""
     by_conn: dict[int, int] = {}  # connection fd -> pid
-    _say("ready")
-    try:
-        while True:
-            for key, _ in selector.select():
-                what = key.data
-                if what == "driver":
-                    if not os.read(key.fd, 4096):
-                        return  # the driver is gone (or closed us): kill the kernels and exit
-                elif what == "accept":
-                    conn, _ = listener.accept()
-                    child = _fork_one(conn, listener, selector, kernels, libc)
-                    if child is None:
-                        conn.close()
-                        continue
-                    pidfd = os.pidfd_open(child)
-                    kernels[pidfd] = (child, conn)
-                    by_conn[conn.fileno()] = child
-                    selector.register(pidfd, selectors.EVENT_READ, "exit")
-                    selector.register(conn, selectors.EVENT_READ, "conn")
-                elif what == "exit":
-                    pid, conn = kernels.pop(key.fd)
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
-                    _, status = os.waitpid(pid, 0)
-                    if by_conn.pop(conn.fileno(), None) is not None:  # else unregistered at EOF
-                        selector.unregister(conn)
-                    try:
-                        conn.sendall(b"exit %d\n" % os.waitstatus_to_exitcode(status))
-                    except OSError:
-                        pass
+    while True:
+        for key, _ in selector.select():
+            what = key.data
+            if what == "driver":
+                if not os.read(key.fd, 4096):
+                    return  # the driver is gone (or closed us): kill the kernels and exit
+            elif what == "accept":
+                conn, _ = listener.accept()
+                child = _fork_one(conn, listener, selector, kernels, libc)
+                if child is None:
                     conn.close()
-                elif what == "conn":  # the driver closed a kernel's connection: kill it
-                    try:
-                        data = key.fileobj.recv(64)  # type: ignore[union-attr]
-                    except OSError:
-                        data = b""
-                    if not data and key.fd in by_conn:
-                        _killpg(by_conn.pop(key.fd))
-                        selector.unregister(key.fileobj)
-    finally:
-        for pid, _ in kernels.values():
-            _killpg(pid)
-        for pid, _ in list(kernels.values()):
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
-        listener.close()
-        for remove, path in ((os.unlink, address), (os.rmdir, os.path.dirname(address))):
-            try:
-                remove(path)  # the driver may be gone: leave no socket or folder behind
-            except OSError:
-                pass
+                    continue
+                pidfd = os.pidfd_open(child)
+                kernels[pidfd] = (child, conn)
+                by_conn[conn.fileno()] = child
+                selector.register(pidfd, selectors.EVENT_READ, "exit")
+                selector.register(conn, selectors.EVENT_READ, "conn")
+            elif what == "exit":
+                pid, conn = kernels.pop(key.fd)
+                selector.unregister(key.fd)
+                os.close(key.fd)
+                _, status = os.waitpid(pid, 0)
+                if by_conn.pop(conn.fileno(), None) is not None:  # else unregistered at EOF
+                    selector.unregister(conn)
+                try:
+                    conn.sendall(b"exit %d\n" % os.waitstatus_to_exitcode(status))
+                except OSError:
+                    pass
+                conn.close()
+            elif what == "conn":  # the driver closed a kernel's connection: kill it
+                try:
+                    data = key.fileobj.recv(64)  # type: ignore[union-attr]
+                except OSError:
+                    data = b""
+                if not data and key.fd in by_conn:
+                    _killpg(by_conn.pop(key.fd))
+                    selector.unregister(key.fileobj)
 
 
 def _installed(name: str) -> bool:
