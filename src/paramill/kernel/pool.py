@@ -40,6 +40,7 @@ from .lifecycle import (
     run_silently,
     start_kernel,
     stop_kernel,
+    wait_exit,
 )
 from .output import outputs
 from .source import Kernel, KernelRequest, KernelSource
@@ -108,6 +109,7 @@ class KernelPool(KernelSource):
         self._thread: threading.Thread | None = None
         self._closed = False
         self._aborted = False  # kill_all was called: kernels still arriving are stopped
+        self._stopping: set[asyncio.Task] = set()  # released kernels being stopped
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -163,6 +165,8 @@ class KernelPool(KernelSource):
                 kill_process_group(kernel_pid(km))
 
     async def _drain(self) -> None:
+        if self._stopping:  # released kernels finish stopping first
+            await asyncio.wait(set(self._stopping))
         tasks = [task for queue in self._queues.values() for task in queue]
         self._queues.clear()
         for task in tasks:
@@ -260,6 +264,31 @@ class KernelPool(KernelSource):
         self.handed_out += 1
         self.handout_seconds.append(time.monotonic() - began)
         return self._kernel(km, kc, request)
+
+    async def release(self, kernel: Kernel, *, grace: float = 3.0) -> None:
+        """Ask the kernel to shut down and let the pool's thread wait for it (and kill what is
+        left) in the background: the run is done at once."""
+        km, kc = kernel.manager, kernel.client
+        with contextlib.suppress(Exception):
+            if grace > 0 and is_running(km):
+                kc.shutdown()
+            kc.stop_channels()
+        loop = self._loop
+        try:
+            if loop is None or self._closed:
+                raise RuntimeError("the pool's loop is gone")
+            loop.call_soon_threadsafe(self._stop_later, km, grace)
+        except RuntimeError:  # closed meanwhile: stop it here
+            await stop_kernel(km, None, grace=0)
+
+    def _stop_later(self, km: AsyncKernelManager, grace: float) -> None:
+        async def stop() -> None:
+            await wait_exit(km, grace)
+            await stop_kernel(km, None, grace=0)
+
+        task = asyncio.ensure_future(stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def _unclaimed(self, handoff: concurrent.futures.Future) -> None:
         if handoff.cancelled() or handoff.exception() is not None or self._loop is None:
