@@ -185,7 +185,7 @@ class NBClientEngine:
         return disarm
 
     async def _run(self, nb: NotebookNode, stop: Stop, bar: Any) -> ExecutionError | None:
-        if stop.requested:  # cancelled before it started: no kernel
+        if stop.preempted:  # cancelled before it started: no kernel (the task is not cancelled)
             raise asyncio.CancelledError
         self._kernel = kernel = await self.kernel_source.acquire(self.request)
         self.kernel_pid = kernel.pid

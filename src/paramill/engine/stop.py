@@ -20,6 +20,7 @@ class Stop:
         self.reason = ""
         self.signal_number = 0
         self.closing = False  # the run is over: only cleanup remains, nothing to interrupt
+        self.preempted = False  # stopped before it started, without cancelling the task
 
     def __call__(self, error_class: type[ExecutionError], reason: str, **kw: Any) -> None:
         if self.error_class is not None or self.closing:
@@ -33,6 +34,7 @@ class Stop:
         """Stopped before it started: the run checks ``requested`` before it gets a kernel."""
         if self.error_class is None:
             self.error_class, self.reason = error_class, reason
+            self.preempted = True
 
     @property
     def requested(self) -> bool:
