@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from .. import secrets as secrets_mod
+from .._registry import DEFAULT_ENGINE, is_default_engine, lookup
 from ..engine import NBClientEngine
-from ..errors import InputError, KernelError, OutputError, UnsupportedLanguageError
+from ..errors import KernelError, OutputError, UnsupportedLanguageError
 from ..kernel.source import KernelRequest, KernelSource
 from ..signals import SignalGuard
 from .options import RunOptions
@@ -28,14 +28,9 @@ logger = logging.getLogger("paramill")
 
 def get_engine(name: str | None) -> type:
     """The engine class named ``name`` (``nbclient`` or one of the ``paramill.engines``)."""
-    if name in (None, "", "nbclient"):
+    if is_default_engine(name):
         return NBClientEngine
-    found = entry_points(group="paramill.engines")
-    for ep in found:
-        if ep.name == name:
-            return ep.load()
-    known = sorted({"nbclient", *(ep.name for ep in found)})
-    raise InputError(f"no engine named {name!r} (known: {', '.join(known)})")
+    return lookup("paramill.engines", name or "", "engine", {DEFAULT_ENGINE: NBClientEngine})
 
 
 def launch_ahead(source: KernelSource, plan: RunPlan, text: str | None, opts: RunOptions) -> None:

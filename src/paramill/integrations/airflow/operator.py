@@ -38,7 +38,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from paramill.api import run
 from paramill.errors import ParameterError
 from paramill.parameters import json_safe
-from paramill.storage import display_url
+from paramill.storage import display_url, is_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -70,7 +70,7 @@ def _is_templated(path: Any) -> bool:
 def output_uri(path: str) -> str:
     """The Asset URI of an output location: URLs without credentials (user-info, a SAS query),
     local paths as file:// URIs."""
-    if "://" in path:
+    if is_url(path):
         return display_url(path)
     return "file://" + os.path.abspath(path)
 
