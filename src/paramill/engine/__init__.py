@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .autosave import Autosaver
 from .cells import now_iso
+from .client import late_output_grace_for
 from .nbclient_engine import NBClientEngine
 
-__all__ = ["Autosaver", "NBClientEngine", "now_iso"]
+__all__ = ["Autosaver", "NBClientEngine", "late_output_grace_for", "now_iso"]

@@ -23,7 +23,7 @@ from ..kernel.source import Kernel, KernelRequest, KernelSource
 from ..signals import NAMES, SignalGuard
 from . import cells
 from .autosave import Autosaver
-from .client import error_output, make_client_class
+from .client import error_output, late_output_grace_for, make_client_class
 from .stop import Stop, drain_loop, watch_heartbeat
 from .streams import OutputRouter, notify, progress_bar
 
@@ -61,6 +61,7 @@ class NBClientEngine:
         signals: SignalGuard | None = None,
         events: Any = None,
         cancel: CancelToken | None = None,
+        late_output_grace: float | None = None,
         **nbclient_kwargs: Any,
     ) -> None:
         self.request = KernelRequest(
@@ -89,6 +90,7 @@ class NBClientEngine:
         self.signals = signals or SignalGuard(handle_signals)
         self.events = events
         self.cancel = cancel
+        self.late_output_grace = late_output_grace_for(kernel_name, late_output_grace)
         self.nbclient_kwargs = nbclient_kwargs
         self.kernel_pid: int | None = None
         self._kernel: Kernel | None = None
@@ -194,6 +196,7 @@ class NBClientEngine:
             nb,
             km=kernel.manager,
             on_output=lambda out: self.outputs(out, nb),
+            late_grace=self.late_output_grace,
             timeout=self.execution_timeout,
             startup_timeout=self.request.startup_timeout,
             kernel_name=self.kernel_name,
@@ -245,6 +248,9 @@ class NBClientEngine:
             done = True
             if not (exc.ename == "SystemExit" and exc.evalue in ("", "0")):
                 cells.fail_cell(nb, cell)  # else a clean sys.exit(): stop here, not a failure
+                if exc.ename and not any(o.output_type == "error" for o in cell.outputs):
+                    # the reply names the error but no output does (IPython's UsageError)
+                    cell.outputs.append(error_output(exc.ename, exc.evalue or ""))
         except NBCellTimeout as exc:
             cells.fail_cell(nb, cell)
             error, done = self._timeout_error(cell, index, exc), True
