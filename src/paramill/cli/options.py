@@ -203,6 +203,16 @@ class SharedOptions:
     allow_short_secrets: bool
     allow_path_values: bool
 
+    def parameter_sources(self) -> dict[str, Any]:
+        """The -b, -f, -y, -p, -r values as ``parameters.resolve`` takes them."""
+        return {
+            "base64s": self.parameters_base64,
+            "files": self.parameters_file,
+            "yamls": self.parameters_yaml,
+            "cast": self.parameters,
+            "raw": self.parameters_raw,
+        }
+
     def run_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``paramill.run`` these options give directly (those that
         need parsing first -- parameters, secrets, storage options -- are left out)."""

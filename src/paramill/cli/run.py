@@ -135,13 +135,7 @@ def _parameters(opts: RunOptions, storage_options: dict[str, Any] | None) -> dic
     if opts.inject_output_path or opts.inject_paths:
         injected["PAPERMILL_OUTPUT_PATH"] = display_url(opts.output_path)
     return resolve(
-        injected=injected,
-        base64s=opts.parameters_base64,
-        files=opts.parameters_file,
-        yamls=opts.parameters_yaml,
-        cast=opts.parameters,
-        raw=opts.parameters_raw,
-        storage_options=storage_options,
+        injected=injected, storage_options=storage_options, **opts.parameter_sources()
     )
 
 

@@ -58,14 +58,7 @@ def _plan(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
     """The base parameters, each run's grid values and the secrets, checked before any run
     starts (a bad grid or too many runs stops here)."""
-    base = resolve(
-        base64s=opts.parameters_base64,
-        files=opts.parameters_file,
-        yamls=opts.parameters_yaml,
-        cast=opts.parameters,
-        raw=opts.parameters_raw,
-        storage_options=storage_options,
-    )
+    base = resolve(storage_options=storage_options, **opts.parameter_sources())
     grids: list[Any] = []
     if opts.grid:
         grids.append(sweeps.parse_grid_options(opts.grid))
