@@ -131,7 +131,7 @@ def test_secret_travels_in_start_request_env(kernel_gateway, write_nb, tmp_path)
 def test_api_gateway_argument(jupyter_server, tmp_path):
     import nbformat
 
-    from paramill.execute import run
+    from paramill.api import run
 
     from .conftest import make_notebook
 
@@ -289,7 +289,7 @@ def test_connection_file_runs_on_an_existing_kernel_and_leaves_it(
 def test_connection_info_dict_with_a_key(tmp_path):
     import nbformat
 
-    from paramill.execute import run
+    from paramill.api import run
 
     from .conftest import make_notebook
 

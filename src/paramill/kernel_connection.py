@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import KernelError
+from .kernel.source import Kernel, KernelSource
 
 logger = logging.getLogger("paramill")
 
@@ -72,9 +73,9 @@ class ExistingKernel:
         return None  # never ours to kill
 
 
-class ConnectionSource:
-    """Runs on one existing kernel (KernelSource-shaped: ``starter`` is the engine's
-    ``kernel_starter``). Every run on it shares the kernel's state."""
+class ConnectionSource(KernelSource):
+    """Runs on one existing kernel. Every run on it shares the kernel's state; releasing only
+    disconnects, killing leaves it alone."""
 
     def __init__(self, connection: str | os.PathLike | Mapping[str, Any]) -> None:
         self.info = read_connection_info(connection)
@@ -111,6 +112,24 @@ class ConnectionSource:
             raise
         kc.allow_stdin = False
         return ExistingKernel(self.info, kernel_name), kc
+
+    async def acquire(self, request: Any) -> Kernel:
+        km, kc = await self.starter(
+            request.kernel_name,
+            startup_timeout=request.startup_timeout,
+            env=dict(request.env or {}),
+        )
+        return Kernel(km, kc, self, request, pid=None, owned=False)
+
+    async def release(self, kernel: Kernel, *, grace: float = 3.0) -> None:
+        """Disconnect; the kernel keeps running."""
+        kernel.client.stop_channels()
+
+    def kill(self, kernel: Kernel) -> None:
+        """Not ours to kill: the run is stopped, the kernel left as it is."""
+
+    def is_running(self, kernel: Kernel) -> bool:
+        return True
 
     def close(self) -> None:
         """Nothing to release: the kernel is not ours."""

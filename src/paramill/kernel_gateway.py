@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
+from .kernel.source import Kernel, KernelSource
 
 if TYPE_CHECKING:
     from .gateway_client import GatewayKernelClient
@@ -230,7 +231,7 @@ def _reason(exc: urllib.error.HTTPError) -> str:
 
 
 # -- kernel source -------------------------------------------------------------------------------
-class GatewaySource:
+class GatewaySource(KernelSource):
     """Kernels started on a gateway, one per run, deleted at the end (KernelSource-shaped).
 
     ``starter`` is what the engine calls to get a kernel (``kernel_starter``): async
@@ -358,17 +359,9 @@ def _delete_when_started(future: Any) -> None:
         future.result().delete()
 
 
-def _kernel_record(km: GatewayKernel, kc: Any, source: GatewaySource, request: Any) -> Any:
+def _kernel_record(km: GatewayKernel, kc: Any, source: Any, request: Any) -> Kernel:
     """The run path's ``Kernel`` (paramill.kernel.source) for a gateway kernel: no local pid,
     owned (deleted when released)."""
-    try:
-        from .kernel.source import Kernel  # type: ignore[import-not-found]
-    except ImportError:  # before the run-path redesign: the same fields
-        import types
-
-        return types.SimpleNamespace(
-            manager=km, client=kc, source=source, request=request, pid=None, owned=True
-        )
     return Kernel(km, kc, source, request, pid=None, owned=True)
 
 

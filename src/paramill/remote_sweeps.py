@@ -9,7 +9,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .kernel_gateway import GatewayKernel, GatewaySource, _in_thread
+from .kernel.source import Kernel, KernelSource
+from .kernel_gateway import GatewayKernel, GatewaySource, _in_thread, _kernel_record
 
 if TYPE_CHECKING:
     from .gateway_client import GatewayKernelClient
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("paramill")
 
 
-class GatewayPool:
+class GatewayPool(KernelSource):
     """Gateway kernels started ahead of the runs that take them (like the local pool): up to
     ``size`` starting or ready at once, ``limit`` in all. Each is handed out once and deleted
     by the run that took it; ``close`` deletes those never handed out."""
@@ -93,6 +94,23 @@ class GatewayPool:
             self._handed = [k for k in self._handed if not k.deleted] + [km]
         return km, kc
 
+    async def acquire(self, request: Any) -> Kernel:
+        km, kc = await self.starter(
+            request.kernel_name,
+            startup_timeout=request.startup_timeout,
+            env=dict(request.env or {}),
+        )
+        return _kernel_record(km, kc, self, request)
+
+    async def release(self, kernel: Kernel, *, grace: float = 3.0) -> None:
+        await self.source.release(kernel, grace=grace)
+
+    def kill(self, kernel: Kernel) -> None:
+        self.source.kill(kernel)
+
+    def is_running(self, kernel: Kernel) -> bool:
+        return self.source.is_running(kernel)
+
     def kill_all(self) -> None:
         """Delete every kernel handed out and still there (Ctrl-C): their runs end at once
         (the gateway closes their channels)."""
@@ -139,7 +157,7 @@ class RemoteSweepKernels:
         if gateway is None:
             from .kernel_connection import ConnectionSource
 
-            self.starter = ConnectionSource(options.pop("connection_info")).starter
+            self.starter = ConnectionSource(options.pop("connection_info"))
             if workers > 1:
                 logger.info("One existing kernel: the runs go one at a time")
             self.workers = 1
@@ -155,7 +173,7 @@ class RemoteSweepKernels:
             self.pool = GatewayPool(
                 source, name, env, size=min(2 * workers, len(specs)), limit=len(specs)
             )
-            self.starter = self.pool.starter
+            self.starter = self.pool
         self.run_options = options
 
     def close(self) -> None:
