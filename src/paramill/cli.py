@@ -762,3 +762,8 @@ def sweep_command(
         except ParamillError as exc:
             fail(exc)
     sys.exit(sweeps.sweep_exit_code(results))
+
+
+from .serve.command import serve as _serve_command  # noqa: E402  (issue 14; imports only click)
+
+main.add_command(_serve_command)
