@@ -66,7 +66,10 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
 
     root = os.path.realpath(folder)
     try:
-        secrets = from_environment(parse_secret_env(secret_env))
+        pairs = parse_secret_env(secret_env)
+        secrets = from_environment(pairs)
+        for envvar in pairs.values():  # kernels inherit this environment: keep values out
+            os.environ.pop(envvar, None)
         storage_options = _storage_options(storage_option)
         store = Store(database_url(db, root))
     except ParamillError as exc:
@@ -94,7 +97,12 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
     service.start()
     try:
         import asyncio
+        import signal
 
+        # uvicorn re-raises the SIGTERM/SIGINT it handled once it has shut down; with these
+        # no-op handlers in place that returns here, so running runs are stopped and marked
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
         config.load()
         sockets = [config.bind_socket()]
         real_port = sockets[0].getsockname()[1]
