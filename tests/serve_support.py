@@ -30,6 +30,7 @@ ADD = """# %% tags=["parameters"]
 x: int = 1  # first number
 y: float = 2.5  # second number
 mode: Literal["fast", "slow"] = "fast"  # how to add
+tags: list = ["a"]  # labels, as YAML
 # %%
 import paramill
 paramill.record("sum", x + y)
@@ -45,8 +46,8 @@ def free_port() -> int:
 
 
 def notebooks_folder(folder: Path, bikeshare: bool = False) -> Path:
-    """add.py (typed parameters, records), slow.ipynb (prints one line a cell, then sleeps
-    until cancelled or `steps` cells ran), fail.ipynb (raises in cell 1), noparams.ipynb,
+    """add.py (typed parameters, records), slow.ipynb (prints 'started', sleeps ``hold``
+    seconds, then three one-second cells), fail.ipynb (raises in cell 1), noparams.ipynb,
     secret.ipynb (declares api_key) and optionally bikeshare/ with trips data and a records
     cell."""
     folder.mkdir(parents=True, exist_ok=True)

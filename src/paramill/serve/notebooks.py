@@ -39,7 +39,7 @@ def _input_kind(type_name: str, default: str) -> tuple[str, list[Any] | None]:
     if t.startswith(("Literal[", "typing.Literal[")):
         try:
             inner = ast.parse(t[t.index("[") :], mode="eval").body
-            values = ast.literal_eval(inner.elts if isinstance(inner, ast.List) else inner)
+            values = ast.literal_eval(inner)
             return "choice", list(values) if isinstance(values, (list, tuple)) else [values]
         except (ValueError, SyntaxError):
             return "text", None
