@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Float,
     Integer,
     String,
@@ -42,7 +43,7 @@ class Run(Base):
     __tablename__ = "paramill_runs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, index=True)  # submission order (ms clock)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)  # submission order (µs clock)
     notebook: Mapped[str] = mapped_column(String(1024), index=True)
     parameters: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
@@ -128,7 +129,7 @@ class Store:
         now = time.time()
         run = Run(
             id=uuid.uuid4().hex,
-            seq=int(now * 1000),
+            seq=time.time_ns() // 1000,
             notebook=notebook,
             parameters=json.loads(json.dumps(parameters, default=str)),
             status="queued",
