@@ -78,18 +78,14 @@ class Catalog:
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        from ..textnb import TEXT_EXTENSIONS
-
         found = []
         for folder, dirs, files in os.walk(self.root):
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
             for file in sorted(files):
-                ext = os.path.splitext(file)[1]
-                if ext in (".ipynb", ".Rmd", ".qmd", ".myst"):
-                    found.append(os.path.relpath(os.path.join(folder, file), self.root))
-                elif ext in TEXT_EXTENSIONS and _is_percent_script(os.path.join(folder, file)):
-                    found.append(os.path.relpath(os.path.join(folder, file), self.root))
-        return [n.replace(os.sep, "/") for n in found]
+                path = os.path.join(folder, file)
+                if _is_notebook_file(path):
+                    found.append(os.path.relpath(path, self.root).replace(os.sep, "/"))
+        return found
 
     def resolve(self, name: str) -> str | None:
         """The file for a notebook name, or None when the name leaves the folder or is absent."""
@@ -105,7 +101,7 @@ class Catalog:
 
     def get(self, name: str) -> Served | None:
         path = self.resolve(name)
-        if path is None or name not in self.names():
+        if path is None or not _is_notebook_file(path):
             return None
         mtime = os.stat(path).st_mtime
         with self._lock:
@@ -249,6 +245,16 @@ def default_for_input(spec: dict[str, Any]) -> Any:
 
         return yaml.safe_dump(value, default_flow_style=True).strip()
     return value
+
+
+def _is_notebook_file(path: str) -> bool:
+    """.ipynb, R Markdown/Quarto/MyST, or a script with cell markers (jupytext percent)."""
+    from ..textnb import TEXT_EXTENSIONS
+
+    ext = os.path.splitext(path)[1]
+    if ext in (".ipynb", ".Rmd", ".qmd", ".myst"):
+        return True
+    return ext in TEXT_EXTENSIONS and ext != ".md" and _is_percent_script(path)
 
 
 def _is_percent_script(path: str) -> bool:

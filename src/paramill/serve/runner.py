@@ -1,14 +1,16 @@
 """The one adapter between the server and paramill's run API.
 
-Interim shape (until ``paramill.run`` takes ``kernel_source=``/``events=``/``cancel=``): runs go
-through ``paramill.run`` with ``kernel_starter=pool.acquire`` on a warm ``KernelPool`` whose
-python kernels are forked from a pre-imported fork server (as ``paramill sweep`` does: a
-hand-out in tens of milliseconds). Progress comes from the output notebook paramill autosaves
-while a run goes on (read only for runs still going after ``PROGRESS_AFTER`` seconds, so
-short runs cost nothing), and cancelling kills the run's kernel process group: paramill then
-ends the run, saves the partial output, and the server marks it cancelled. Everything the
-server needs from a run passes through this module, so switching to the new keywords touches
-nothing else.
+Runs go through ``paramill.run`` on a warm ``KernelPool`` whose python kernels are forked from
+a pre-imported fork server (as ``paramill sweep`` does: a hand-out in tens of milliseconds).
+
+With the kernel-source API (``paramill.run(..., kernel_source=, events=, cancel=)``, present
+when ``paramill.CancelToken`` exists) the pool is the run's kernel source, progress comes from
+the run's events (cell started/finished, output) and a ``CancelToken`` stops a run. Without it
+(the interim shape): ``kernel_starter=pool.acquire``, progress read from the output notebook
+paramill autosaves (only for runs still going after ``PROGRESS_AFTER`` seconds, so short runs
+cost nothing), and cancelling kills the run's kernel process group (paramill then saves the
+partial output and the server marks the run cancelled). Everything the server needs from a run
+passes through this module.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Job:
     timeout: float | None
     secrets: dict[str, str] = field(default_factory=dict)
     storage_options: dict[str, Any] | None = None
+    cells_total: int | None = None  # code cells the run will have (for progress)
 
 
 @dataclass
@@ -54,14 +57,28 @@ class Outcome:
 Progress = Callable[[str, dict[str, Any]], None]
 
 
-class Runner:
-    def __init__(self, workers: int, *, fork_server: bool = True, start_timeout: float = 60):
-        from ..pool import KernelPool
+def _cancel_token_class() -> Any:
+    """``paramill.CancelToken`` where the kernel-source API exists, else None."""
+    import paramill
 
-        # two ready kernels per worker (sweep's measurement: one leaves a worker waiting)
-        self.pool = KernelPool(2 * max(1, workers), fork_server=fork_server,
-                               start_timeout=start_timeout)
-        self._kernels: dict[str, Any] = {}  # run id -> kernel manager, while it runs
+    try:
+        return paramill.CancelToken
+    except AttributeError:
+        return None
+
+
+class Runner:
+    def __init__(self, workers: int, *, fork_server: bool = True, start_timeout: float = 60,
+                 preload: list[str] = ()) -> None:
+        import paramill
+
+        # two ready kernels per worker (sweep's measurement: one leaves a worker waiting);
+        # ``preload``: modules the served notebooks import, imported once by the fork server
+        self.pool = paramill.KernelPool(2 * max(1, workers), fork_server=fork_server,
+                                        start_timeout=start_timeout, preload=preload)
+        self.token_class = _cancel_token_class()
+        self._kernels: dict[str, Any] = {}  # run id -> kernel manager (interim path)
+        self._tokens: dict[str, Any] = {}  # run id -> CancelToken
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
 
@@ -77,15 +94,19 @@ class Runner:
             self.pool.warm(kernel, cwd=os.path.dirname(path), env=kernel_env(secrets))
 
     def cancel(self, run_id: str) -> bool:
-        """Stop a run this process is executing: its kernel is killed, paramill saves the
-        partial output. False when the run is not running here."""
-        from ..kernels import kernel_pid
-
+        """Stop a run this process is executing (the partial output is kept). False when the
+        run is not running here."""
         with self._lock:
             self._cancelled.add(run_id)
+            token = self._tokens.get(run_id)
             km = self._kernels.get(run_id)
+        if token is not None:
+            token.cancel()
+            return True
         if km is None:
             return False
+        from ..kernels import kernel_pid
+
         pid = kernel_pid(km)
         if pid:
             with contextlib.suppress(OSError):
@@ -97,18 +118,21 @@ class Runner:
 
         from ..errors import ParamillError
 
-        pool = self.pool
-
-        async def starter(kernel_name: str, **kwargs: Any) -> Any:
-            km, kc = await pool.acquire(kernel_name, **kwargs)
+        options: dict[str, Any] = {}
+        watcher: _Watcher | None = None
+        if self.token_class is not None:
+            token = self.token_class()
             with self._lock:
-                self._kernels[job.run_id] = km
-                cancelled = job.run_id in self._cancelled
-            if cancelled:  # asked to stop while the kernel was on its way
-                self.cancel(job.run_id)
-            return km, kc
-
-        watcher = _Watcher(job, progress) if progress is not None else None
+                self._tokens[job.run_id] = token
+                if job.run_id in self._cancelled:
+                    token.cancel()
+            options.update(kernel_source=self.pool, cancel=token)
+            if progress is not None:
+                options["events"] = _Events(job.run_id, progress, job.cells_total)
+        else:
+            options["kernel_starter"] = self._starter(job.run_id)
+            if progress is not None:
+                watcher = _Watcher(job, progress)
         try:
             result = paramill.run(
                 job.path,
@@ -121,7 +145,7 @@ class Runner:
                 handle_signals=False,
                 progress_bar=False,
                 storage_options=job.storage_options,
-                kernel_starter=starter,
+                **options,
             )
         except ParamillError as exc:
             return Outcome("failed", _error(exc), {})
@@ -130,6 +154,7 @@ class Runner:
                 watcher.stop()
             with self._lock:
                 self._kernels.pop(job.run_id, None)
+                self._tokens.pop(job.run_id, None)
                 cancelled = job.run_id in self._cancelled
                 self._cancelled.discard(job.run_id)
         records = _records(result.notebook)
@@ -137,11 +162,66 @@ class Runner:
         done = sum(1 for c in cells if c.metadata.get("papermill", {}).get("status") == "completed")
         if result.error is None:
             return Outcome("completed", None, records, len(cells), done)
-        status = "cancelled" if cancelled else "failed"
+        cancelled = cancelled or str(result.status) == "cancelled"
         error = _error(result.error)
         if cancelled:
             error["ename"], error["evalue"] = "RunCancelledError", "cancelled"
-        return Outcome(status, error, records, len(cells), done)
+        return Outcome("cancelled" if cancelled else "failed", error, records, len(cells), done)
+
+    def _starter(self, run_id: str) -> Callable[..., Any]:
+        """Interim: ``kernel_starter`` that notes the run's kernel, so ``cancel`` can stop it."""
+        pool = self.pool
+
+        async def starter(kernel_name: str, **kwargs: Any) -> Any:
+            km, kc = await pool.acquire(kernel_name, **kwargs)
+            with self._lock:
+                self._kernels[run_id] = km
+                cancelled = run_id in self._cancelled
+            if cancelled:  # asked to stop while the kernel was on its way
+                self.cancel(run_id)
+            return km, kc
+
+        return starter
+
+
+class _Events:
+    """Run events to progress: cells done, streamed output. Called from the run's thread."""
+
+    def __init__(self, run_id: str, progress: Progress, total: int | None) -> None:
+        self.run_id, self.progress, self.total = run_id, progress, total
+        self.done, self.text = 0, ""
+
+    def cell_started(self, index: int, cell: Any) -> None:
+        pass
+
+    def cell_finished(self, index: int, cell: Any) -> None:
+        if cell.get("cell_type") == "code":
+            self.done += 1
+            self._send()
+
+    def output(self, index: int, output: Any) -> None:
+        if output.get("output_type") == "stream":
+            self.text = (self.text + "".join(output.get("text", "")))[-4000:]
+            self._send()
+
+    def _send(self) -> None:
+        with contextlib.suppress(Exception):
+            self.progress(self.run_id, {"cells_done": self.done, "cells_total": self.total,
+                                        "output": self.text})
+
+
+def notebook_imports(nb: Any) -> list[str]:
+    """Modules a python notebook imports (what ``paramill sweep`` preloads)."""
+    language = (nb.metadata.get("kernelspec", {}).get("language")
+                or nb.metadata.get("language_info", {}).get("name") or "")
+    if language.lower() != "python":
+        return []
+    try:
+        from ..sweeps import template_imports
+    except ImportError:  # moved: run without preloading
+        logger.debug("no template_imports to preload with", exc_info=True)
+        return []
+    return template_imports(nb)
 
 
 def _error(exc: Any) -> dict[str, Any]:

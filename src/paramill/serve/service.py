@@ -20,12 +20,13 @@ import time
 from typing import Any
 
 from .notebooks import Catalog
-from .runner import Job, Runner
+from .runner import Job, Runner, notebook_imports
 from .store import FINAL, Run, Store
 
 logger = logging.getLogger("paramill.serve")
 
 POLL = 1.0
+PROGRESS_EVERY = 0.5
 
 
 class QueueFull(Exception):
@@ -85,11 +86,16 @@ class Service:
         self.storage_options = storage_options
         self.stop_timeout = stop_timeout
         self.broker = Broker()
-        self.runner = Runner(self.workers, fork_server=fork_server)
+        preload: dict[str, None] = {}
+        for served in catalog.all():
+            if served.nb is not None:
+                preload.update(dict.fromkeys(notebook_imports(served.nb)))
+        self.runner = Runner(self.workers, fork_server=fork_server, preload=list(preload))
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running: set[str] = set()
+        self._saved_progress: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -157,7 +163,7 @@ class Service:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                run = self.store.claim()
+                run = self.store.claim(self.output_path)
             except Exception:
                 logger.exception("claiming a run")
                 run = None
@@ -187,8 +193,9 @@ class Service:
                 "evalue": f"notebook {run.notebook!r} is no longer served"})
             self.broker.publish(run.id, {"event": "status", "status": "failed"})
             return
-        output = self.output_path(run.id)
-        self.store.update(run.id, output=output)
+        output = run.output or self.output_path(run.id)
+        code_cells = sum(1 for c in served.nb.cells if c.cell_type == "code")
+        injected = bool(served.declared and (run.parameters or self.secrets_for(served)))
         job = Job(
             run_id=run.id,
             path=served.path,
@@ -197,8 +204,13 @@ class Service:
             timeout=served.timeout or self.timeout,
             secrets=self.secrets_for(served),
             storage_options=self.storage_options,
+            cells_total=code_cells + injected,
         )
-        outcome = self.runner.execute(job, self._progress)
+        self._saved_progress[run.id] = time.monotonic()  # the first save after PROGRESS_EVERY
+        try:
+            outcome = self.runner.execute(job, self._progress)
+        finally:
+            self._saved_progress.pop(run.id, None)
         self.store.finish(
             run.id,
             outcome.status,
@@ -210,9 +222,14 @@ class Service:
         self.broker.publish(run.id, {"event": "status", "status": outcome.status})
 
     def _progress(self, run_id: str, state: dict[str, Any]) -> None:
-        self.store.update(run_id, cells_done=state["cells_done"],
-                          cells_total=state["cells_total"])
+        """To subscribers at once; to the store (for other processes, page loads) at most every
+        PROGRESS_EVERY seconds, so short runs write nothing extra."""
         self.broker.publish(run_id, {"event": "progress", **state})
+        now = time.monotonic()
+        if now - self._saved_progress.get(run_id, now) >= PROGRESS_EVERY:
+            self._saved_progress[run_id] = now
+            self.store.update(run_id, cells_done=state["cells_done"],
+                              cells_total=state["cells_total"])
 
     def _watch_cancels(self) -> None:
         """Cancels asked through another server process reach the run here."""

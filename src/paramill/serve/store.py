@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -141,8 +142,9 @@ class Store:
             s.add(run)
         return run
 
-    def claim(self) -> Run | None:
-        """The oldest queued run, now marked running by this server; None when none is queued."""
+    def claim(self, output: Callable[[str], str] | None = None) -> Run | None:
+        """The oldest queued run, now marked running by this server (with ``output(id)`` as its
+        output location); None when none is queued."""
         with self.session() as s, s.begin():
             query = select(Run).where(Run.status == "queued").order_by(Run.seq).limit(1)
             if not self.sqlite:
@@ -154,13 +156,15 @@ class Store:
                 won = s.execute(
                     update(Run)
                     .where(Run.id == run.id, Run.status == "queued")
-                    .values(status="running", started=time.time(), server=self.server_id)
+                    .values(status="running", started=time.time(), server=self.server_id,
+                            output=output(run.id) if output else None)
                 ).rowcount
                 if not won:
                     return None
                 s.refresh(run)
             else:
                 run.status, run.started, run.server = "running", time.time(), self.server_id
+                run.output = output(run.id) if output else None
             return run
 
     def queued_count(self) -> int:
