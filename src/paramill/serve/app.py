@@ -34,6 +34,7 @@ from .store import FINAL, STATUSES, Run, as_json
 
 HERE = os.path.dirname(__file__)
 MAX_BODY = 1 << 20
+DRAIN = 16 << 20
 COOKIE = "paramill_serve_token"
 
 
@@ -74,6 +75,11 @@ def create_app(service: Service, token: str) -> FastAPI:
                                 "<code>paramill serve</code> printed.</p>", 401)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > MAX_BODY:
+            # read (and drop) what the client sends before answering, up to DRAIN bytes:
+            # closing on a client still sending resets the connection before it reads the 413
+            if int(length) <= DRAIN:
+                async for _chunk in request.stream():
+                    pass
             return JSONResponse({"detail": f"request body over {MAX_BODY} bytes"}, 413)
         response = await call_next(request)
         if from_query:
