@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import re
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -90,8 +91,9 @@ def create_app(service: Service, token: str) -> FastAPI:
         return request.headers.get("x-paramill-user") or (
             request.client.host if request.client else "")
 
-    def run_out(run: Run) -> dict[str, Any]:
-        return {**as_json(run), "url": f"/api/runs/{run.id}"}
+    def run_out(run: Run | dict[str, Any]) -> dict[str, Any]:
+        data = run if isinstance(run, dict) else as_json(run)
+        return {**data, "url": f"/api/runs/{data['id']}"}
 
     async def body_json(request: Request) -> Any:
         raw = await request.body()
@@ -121,25 +123,38 @@ def create_app(service: Service, token: str) -> FastAPI:
         if not isinstance(body, dict) or not isinstance(body.get("notebook"), str):
             return JSONResponse({"detail": "body must be {\"notebook\": NAME, \"parameters\": "
                                  "{...}}"}, 422)
-        served = await asyncio.to_thread(catalog.get, body["notebook"])
-        if served is None or served.nb is None:
-            return JSONResponse({"detail": f"no notebook {body['notebook']!r}"}, 404)
         params = body.get("parameters") or {}
+
+        def checked_submit(run_id: str) -> Response | Run:
+            # one thread hop: find the notebook, check the values, queue the run
+            served = catalog.get(body["notebook"])
+            if served is None or served.nb is None:
+                return JSONResponse({"detail": f"no notebook {body['notebook']!r}"}, 404)
+            try:
+                catalog.check(served, params)
+            except ParameterError as exc:
+                names = [*served.parameters, *(params if isinstance(params, dict) else [])]
+                return JSONResponse({"detail": exc.message,
+                                     "parameter": _parameter_named(exc.message, names)}, 422)
+            try:
+                return service.submit(served.name, params, who(request), run_id)
+            except QueueFull as exc:
+                return JSONResponse({"detail": f"queue full: {exc}"}, 429)
+
+        run_id = uuid.uuid4().hex
+        queue = service.broker.subscribe(run_id) if wait > 0 else None
         try:
-            await asyncio.to_thread(catalog.check, served, params)
-        except ParameterError as exc:
-            return JSONResponse({"detail": exc.message, "parameter": _parameter_named(
-                exc.message, [*served.parameters, *(params if isinstance(params, dict)
-                                                    else [])])}, 422)
-        try:
-            run = await asyncio.to_thread(service.submit, served.name, params, who(request))
-        except QueueFull as exc:
-            return JSONResponse({"detail": f"queue full: {exc}"}, 429)
-        if wait > 0:
-            run = await service.wait_final(run.id, min(wait, 3600)) or run
-            if run.status in FINAL:
-                return JSONResponse(run_out(run), 200)
-        return JSONResponse(run_out(run), 202)
+            run = await asyncio.to_thread(checked_submit, run_id)
+            if isinstance(run, Response):
+                return run
+            if queue is None:
+                return JSONResponse(run_out(run), 202)
+            data = await service.wait_final(run_id, min(wait, 3600), queue)
+        finally:
+            if queue is not None:
+                service.broker.unsubscribe(run_id, queue)
+        data = data or as_json(run)
+        return JSONResponse(run_out(data), 200 if data["status"] in FINAL else 202)
 
     @app.get("/api/runs")
     async def api_runs(notebook: str | None = None, status: str | None = None,

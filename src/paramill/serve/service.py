@@ -21,7 +21,7 @@ from typing import Any
 
 from .notebooks import Catalog
 from .runner import Job, Runner, notebook_imports
-from .store import FINAL, Run, Store
+from .store import FINAL, Run, Store, as_json
 
 logger = logging.getLogger("paramill.serve")
 
@@ -139,12 +139,13 @@ class Service:
         """Secrets reach only notebooks that declare them."""
         return {name: self.secrets[name] for name in served.secrets if name in self.secrets}
 
-    def submit(self, notebook: str, parameters: dict, who: str) -> Run:
+    def submit(self, notebook: str, parameters: dict, who: str,
+               run_id: str | None = None) -> Run:
         if self._stopping.is_set():
             raise QueueFull("the server is stopping")
         if self.store.queued_count() >= self.queue_limit:
             raise QueueFull(f"{self.queue_limit} runs are queued already")
-        run = self.store.submit(notebook, parameters, who)
+        run = self.store.submit(notebook, parameters, who, run_id)
         with self._wake:
             self._wake.notify()
         return run
@@ -211,7 +212,7 @@ class Service:
             outcome = self.runner.execute(job, self._progress)
         finally:
             self._saved_progress.pop(run.id, None)
-        self.store.finish(
+        final = self.store.finish(
             run.id,
             outcome.status,
             error=outcome.error,
@@ -219,7 +220,10 @@ class Service:
             cells_total=outcome.cells_total,
             cells_done=outcome.cells_done,
         )
-        self.broker.publish(run.id, {"event": "status", "status": outcome.status})
+        event: dict[str, Any] = {"event": "status", "status": outcome.status}
+        if final is not None:  # a waiting request answers with it, without reading it again
+            event["run"] = as_json(final)
+        self.broker.publish(run.id, event)
 
     def _progress(self, run_id: str, state: dict[str, Any]) -> None:
         """To subscribers at once; to the store (for other processes, page loads) at most every
@@ -243,22 +247,28 @@ class Service:
                 logger.debug("checking cancels", exc_info=True)
 
     # -- waiting -------------------------------------------------------------------------------
-    async def wait_final(self, run_id: str, timeout: float) -> Run | None:
-        """The run once it ended, or as it is when ``timeout`` runs out."""
-        queue = self.broker.subscribe(run_id)
+    async def wait_final(self, run_id: str, timeout: float,
+                         queue: asyncio.Queue | None = None) -> dict[str, Any] | None:
+        """The run (as JSON) once it ended, or as it is when ``timeout`` runs out. ``queue``:
+        a subscription taken before the run was submitted (then no event can be missed)."""
+        own = queue is None
+        queue = queue or self.broker.subscribe(run_id)
         try:
             deadline = time.monotonic() + timeout
+            check = own  # a subscription taken after submitting may have missed the end
             while True:
-                run = await asyncio.to_thread(self.store.get, run_id)
-                if run is None or run.status in FINAL:
-                    return run
+                if check:
+                    run = await asyncio.to_thread(self.store.get, run_id)
+                    if run is None or run.status in FINAL or time.monotonic() >= deadline:
+                        return as_json(run) if run else None
+                check = True
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    return run
                 try:
                     while True:
-                        event = await asyncio.wait_for(queue.get(), min(left, POLL))
+                        event = await asyncio.wait_for(queue.get(), max(0.0, min(left, POLL)))
                         if event.get("event") == "status" and event["status"] in FINAL:
+                            if "run" in event:
+                                return event["run"]
                             break
                 except asyncio.TimeoutError:
                     pass

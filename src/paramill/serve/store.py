@@ -126,10 +126,10 @@ class Store:
         self.engine.dispose()
 
     # -- writes ------------------------------------------------------------------------------
-    def submit(self, notebook: str, parameters: dict, who: str) -> Run:
+    def submit(self, notebook: str, parameters: dict, who: str, run_id: str | None = None) -> Run:
         now = time.time()
         run = Run(
-            id=uuid.uuid4().hex,
+            id=run_id or uuid.uuid4().hex,
             seq=time.time_ns() // 1000,
             notebook=notebook,
             parameters=json.loads(json.dumps(parameters, default=str)),
@@ -175,16 +175,17 @@ class Store:
         with self.session() as s, s.begin():
             s.execute(update(Run).where(Run.id == run_id).values(**values))
 
-    def finish(self, run_id: str, status: str, **values: Any) -> None:
+    def finish(self, run_id: str, status: str, **values: Any) -> Run | None:
         now = time.time()
         with self.session() as s, s.begin():
             run = s.get(Run, run_id)
             if run is None:
-                return
+                return None
             run.status, run.finished = status, now
             run.duration = round(now - run.started, 6) if run.started else None
             for key, value in values.items():
                 setattr(run, key, value)
+        return run
 
     def cancel(self, run_id: str) -> str | None:
         """Cancel a queued run now; ask a running one to stop. The run's status after, or None."""
