@@ -62,6 +62,9 @@ def notebooks_folder(folder: Path, bikeshare: bool = False) -> Path:
     nbformat.write(make_notebook([("code", "n = 1", "parameters"), "x = 1",
                                   "raise ValueError(f'bad n={n}')"]), folder / "fail.ipynb")
     nbformat.write(make_notebook(["print('no parameters here')"]), folder / "noparams.ipynb")
+    # a per-notebook timeout in its metadata overrides --timeout
+    nbformat.write(make_notebook(["import time\nprint('going', flush=True)\ntime.sleep(600)"],
+                                 paramill={"timeout": 3}), folder / "hangs.ipynb")
     nbformat.write(make_notebook([
         ("code", "api_key = ''  # from the server\nlabel = 'x'", "parameters"),
         "import paramill\nparamill.record('key_length', len(api_key))\n"

@@ -243,3 +243,25 @@ def test_client_disconnect_does_not_stop_run(server):
     runs = server.request("GET", "/api/runs?notebook=slow.ipynb&limit=1")[1]
     run = server.wait_status(runs[0]["id"], ("completed", "failed", "cancelled"))
     assert run["status"] == "completed" and run["parameters"] == {"hold": 1}
+
+
+def test_notebook_timeout_from_metadata(server):
+    run = server.run("hangs.ipynb", wait=300)
+    assert run["status"] == "failed", run
+    assert run["error"]["ename"] == "RunTimeoutError" and "3" in run["error"]["evalue"]
+    assert run["duration"] < 120  # bounded by the notebook's 3 s, not the server's 1 h
+    _, text, _ = server.request("GET", f"/api/runs/{run['id']}/notebook")
+    assert "going" in text
+
+
+def test_help_does_not_import_the_web_stack():
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from paramill.cli import main; "
+            "r = CliRunner().invoke(main, ['serve', '--help']); assert r.exit_code == 0, r.output; "
+            "assert '--secret-env' in r.output; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'sqlalchemy', 'starlette') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
