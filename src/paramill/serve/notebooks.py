@@ -117,7 +117,7 @@ class Catalog:
         return [s for s in (self.get(n) for n in self.names()) if s is not None]
 
     def _load(self, name: str, path: str, mtime: float) -> Served:
-        from ..execute import declared_parameters, read_notebook_source
+        declared_parameters, read_notebook_source, _ = _prepare_api()
 
         try:
             nb = read_notebook_source(path)
@@ -164,7 +164,7 @@ class Catalog:
     def check(self, served: Served, parameters: Any) -> dict[str, Any]:
         """Submitted values checked with ``--strict`` rules (no kernel); ParameterError names
         the parameter. A notebook without an inspectable parameters cell accepts none."""
-        from ..execute import translator_for
+        translator_for = _prepare_api()[2]
         from ..parameters import check_parameters
 
         if not isinstance(parameters, dict):
@@ -183,6 +183,17 @@ class Catalog:
         # values the notebook language can represent
         translator_for(served.nb, None, None).codify(parameters, "Parameters")
         return parameters
+
+
+def _prepare_api() -> tuple[Any, Any, Any]:
+    """(declared_parameters, read_notebook_source, translator_for): paramill's own notebook
+    preparation, wherever this version keeps it (execute.py before the run-path redesign)."""
+    try:
+        from ..execute import declared_parameters, read_notebook_source, translator_for
+    except ImportError:
+        from .._run.prepare import declared_parameters, translator_for
+        from ..nbio import read_notebook_source
+    return declared_parameters, read_notebook_source, translator_for
 
 
 def form_values(served: Served, form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -105,7 +105,7 @@ class Runner:
             return True
         if km is None:
             return False
-        from ..kernels import kernel_pid
+        from ..kernels import kernel_pid  # the interim path only: before kernel sources
 
         pid = kernel_pid(km)
         if pid:
