@@ -105,6 +105,11 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
             signal.signal(sig, lambda *_: None)
         config.load()
         sockets = [config.bind_socket()]
+        import socket
+
+        # accepted connections inherit it: without it a keep-alive client waits ~40 ms per
+        # response (the response's second write held by Nagle until the client's delayed ACK)
+        sockets[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         real_port = sockets[0].getsockname()[1]
         click.echo(f"paramill serve: {root}", err=True)
         click.echo(f"    http://{host}:{real_port}/?token={token}", err=True)
