@@ -215,12 +215,12 @@ class Store:
                 s.scalars(select(Run.id).where(Run.id.in_(run_ids), Run.cancel_requested == 1))
             )
 
-    def mark_stale(self, servers_alive: bool = False) -> int:
+    def mark_stale(self) -> int:
         """At start: runs left running by a server that stopped become failed "server stopped".
 
-        With SQLite only this process uses the file, so every running run is stale. With a
-        shared database another server may be running them: only runs of servers on this host
-        whose process is gone are marked.
+        Another server process may share the database and be running them: only runs of
+        servers on this host whose process is gone are marked (a server on another host marks
+        its own at its next start).
         """
         now = time.time()
         error = {"cell_index": None, "ename": "ServerStopped", "evalue": "server stopped"}
@@ -228,7 +228,7 @@ class Store:
             runs = list(s.scalars(select(Run).where(Run.status == "running")))
             count = 0
             for run in runs:
-                if not self.sqlite and not _server_gone(run.server):
+                if not _server_gone(run.server):
                     continue
                 run.status, run.finished, run.error = "failed", now, error
                 run.duration = round(now - run.started, 6) if run.started else None
