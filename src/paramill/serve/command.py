@@ -35,12 +35,16 @@ import click
               help="fsspec storage option for --output-dir URLs (as in `paramill run`).")
 @click.option("--fork-server/--no-fork-server", default=True, show_default=True,
               help="Fork python kernels from a pre-imported server (fast warm kernels).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="Where runs execute: this server's warm kernels, or a "
+              "Dask cluster (--scheduler; a local cluster when not given).")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786.")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
           output_dir: str | None, workers: int, timeout: float, queue_limit: int,
           stop_timeout: float, secret_env: tuple[str, ...], storage_option: tuple[str, ...],
-          fork_server: bool, log_level: str) -> None:
+          fork_server: bool, executor: str, scheduler: str | None, log_level: str) -> None:
     """Serve every notebook under FOLDER as a web form and a JSON API."""
     import logging
     import secrets as pysecrets
@@ -85,11 +89,19 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
     out = output_dir or default_output_dir(root)
     if "://" not in out:
         os.makedirs(out, exist_ok=True)
-    service = Service(
-        Catalog(root, list(secrets)), store, workers=workers, output_dir=out, secrets=secrets,
-        timeout=timeout, queue_limit=queue_limit, storage_options=storage_options,
-        fork_server=fork_server, stop_timeout=stop_timeout,
-    )
+    try:
+        service = Service(
+            Catalog(root, list(secrets)), store, workers=workers, output_dir=out,
+            secrets=secrets, timeout=timeout, queue_limit=queue_limit,
+            storage_options=storage_options, fork_server=fork_server,
+            stop_timeout=stop_timeout, executor=executor, scheduler=scheduler,
+        )
+    except ParamillError as exc:
+        click.echo(f"paramill: error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # a Dask scheduler that cannot be reached
+        click.echo(f"paramill: error: --scheduler {scheduler}: {exc}", err=True)
+        sys.exit(6)
     app = create_app(service, token)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=3, access_log=False)

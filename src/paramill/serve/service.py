@@ -76,6 +76,8 @@ class Service:
         storage_options: dict[str, Any] | None = None,
         fork_server: bool = True,
         stop_timeout: float = 10,
+        executor: str = "local",
+        scheduler: str | None = None,
     ) -> None:
         self.catalog, self.store = catalog, store
         self.workers = max(1, workers)
@@ -90,7 +92,12 @@ class Service:
         for served in catalog.all():
             if served.nb is not None:
                 preload.update(dict.fromkeys(notebook_imports(served.nb)))
-        self.runner = Runner(self.workers, fork_server=fork_server, preload=list(preload))
+        if executor == "dask":
+            from .dask_runner import DaskRunner
+
+            self.runner: Any = DaskRunner(scheduler, preload=list(preload))
+        else:
+            self.runner = Runner(self.workers, fork_server=fork_server, preload=list(preload))
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
