@@ -259,6 +259,9 @@ def create_app(service: Service, token: str) -> FastAPI:
                             "cells_done": current.cells_done,
                             "cells_total": current.cells_total})
                 last = current.status
+                latest = service.latest.get(run_id)
+                if latest is not None and last not in FINAL:  # what ran before the page opened
+                    yield _sse({"event": "progress", **latest})
                 while last not in FINAL:
                     try:
                         event = await asyncio.wait_for(queue.get(), 1.0)

@@ -103,6 +103,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._running: set[str] = set()
         self._saved_progress: dict[str, float] = {}
+        self.latest: dict[str, dict[str, Any]] = {}  # run id -> its last progress (running here)
         self._lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -219,6 +220,7 @@ class Service:
             outcome = self.runner.execute(job, self._progress)
         finally:
             self._saved_progress.pop(run.id, None)
+            self.latest.pop(run.id, None)
         final = self.store.finish(
             run.id,
             outcome.status,
@@ -235,6 +237,7 @@ class Service:
     def _progress(self, run_id: str, state: dict[str, Any]) -> None:
         """To subscribers at once; to the store (for other processes, page loads) at most every
         PROGRESS_EVERY seconds, so short runs write nothing extra."""
+        self.latest[run_id] = state  # a page opened later starts from here
         self.broker.publish(run_id, {"event": "progress", **state})
         now = time.monotonic()
         if now - self._saved_progress.get(run_id, now) >= PROGRESS_EVERY:
