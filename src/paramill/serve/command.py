@@ -134,8 +134,6 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
 def _storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
     if not items:
         return None
-    try:
-        from ..cli import _parse_storage_options
-    except ImportError:  # the cli package
-        from ..cli.run import _parse_storage_options  # type: ignore[no-redef]
-    return _parse_storage_options(items)
+    from ..cli.values import parse_storage_options
+
+    return parse_storage_options(items)

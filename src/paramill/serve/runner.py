@@ -285,11 +285,8 @@ def notebook_imports(nb: Any) -> list[str]:
                 or nb.metadata.get("language_info", {}).get("name") or "")
     if language.lower() != "python":
         return []
-    try:
-        from ..sweeps import template_imports
-    except ImportError:  # moved: run without preloading
-        logger.debug("no template_imports to preload with", exc_info=True)
-        return []
+    from ..sweeps.plan import template_imports
+
     return template_imports(nb)
 
 
