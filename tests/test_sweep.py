@@ -126,7 +126,7 @@ def test_run_count_is_capped_before_the_product_is_built(report, tmp_path):
         combine_grids([big])
     with pytest.raises(ParameterError, match="--max-runs N"):
         paramill.sweep(report, str(tmp_path / "o.ipynb"), big)
-    assert time.monotonic() - began < 1
+    assert time.monotonic() - began < 10  # 10**9 runs would take far longer to build
     grid = {"a": list(range(100)), "b": list(range(101))}
     with pytest.raises(ParameterError, match="10,100 runs, more than the limit of 10,000"):
         combine_grids([grid])

@@ -191,15 +191,82 @@ def _error_output(ename: str, evalue: str) -> Any:
     )
 
 
+# Kernels known to send a cell's output after reporting "idle" (Apache Toree does, for streams,
+# values and errors alike): seconds of quiet to wait for after idle before the cell counts as done.
+# fnmatch patterns on the kernelspec name, first match wins. PARAMILL_LATE_OUTPUT_GRACE (seconds)
+# or the engine option ``late_output_grace`` overrides the table for every kernel.
+LATE_OUTPUT_GRACE: list[tuple[str, float]] = [("*toree*", 2.0)]
+
+
+def late_output_grace_for(kernel_name: str, option: float | None = None) -> float:
+    """Seconds to wait for late output from ``kernel_name`` (0: none)."""
+    import fnmatch
+    import os
+
+    if option is not None:
+        return max(0.0, float(option))
+    env = os.environ.get("PARAMILL_LATE_OUTPUT_GRACE")
+    if env:
+        try:
+            return max(0.0, float(env))
+        except ValueError:
+            logger.warning("PARAMILL_LATE_OUTPUT_GRACE=%r is not a number; ignored", env)
+    for pattern, seconds in LATE_OUTPUT_GRACE:
+        if fnmatch.fnmatch((kernel_name or "").lower(), pattern):
+            return seconds
+    return 0.0
+
+
 def _make_client_class() -> type:
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionComplete, CellExecutionError
 
     class Client(NotebookClient):
         """nbclient's client with output streaming (log, stdout/stderr files) and autosave."""
 
-        def __init__(self, nb: NotebookNode, *, on_output: Callable, **kw: Any) -> None:
+        def __init__(
+            self, nb: NotebookNode, *, on_output: Callable, late_grace: float = 0.0, **kw: Any
+        ) -> None:
             super().__init__(nb, **kw)
             self._on_output = on_output
+            self._late_grace = late_grace
+            self._parent_msg_id: str | None = None
+
+        async def _async_poll_output_msg(self, parent_msg_id: str, *args: Any) -> None:
+            self._parent_msg_id = parent_msg_id
+            await super()._async_poll_output_msg(parent_msg_id, *args)
+
+        async def async_execute_cell(self, cell: NotebookNode, cell_index: int, **kw: Any) -> Any:
+            """nbclient's, then (for kernels that send output after "idle") the cell's late
+            output, until ``late_grace`` seconds pass without any; also when the cell failed,
+            so its error output is there."""
+            self._parent_msg_id = None
+            try:
+                result = await super().async_execute_cell(cell, cell_index, **kw)
+            except CellExecutionError:
+                await self._collect_late_output(cell, cell_index)
+                raise
+            await self._collect_late_output(cell, cell_index)
+            return result
+
+        async def _collect_late_output(self, cell: NotebookNode, cell_index: int) -> None:
+            from queue import Empty
+
+            from jupyter_core.utils import ensure_async
+
+            parent, self._parent_msg_id = self._parent_msg_id, None
+            if not self._late_grace or parent is None:
+                return
+            grace = self._late_grace
+            give_up = time.monotonic() + 10 * grace  # a kernel that never goes quiet
+            while time.monotonic() < give_up:
+                try:
+                    msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=grace))
+                except Empty:
+                    return  # quiet for the whole grace: the cell is complete
+                if msg["parent_header"].get("msg_id") == parent:
+                    with contextlib.suppress(CellExecutionComplete):
+                        self.process_message(msg, cell, cell_index)
 
         def process_message(self, msg: dict, cell: NotebookNode, cell_index: int) -> Any:
             output = super().process_message(msg, cell, cell_index)
@@ -249,6 +316,7 @@ class NBClientEngine:
         failure_check: Callable[[NotebookNode], tuple[str, str] | None] | None = None,
         setup_code: str | None = None,
         kernel_starter: Callable[..., Any] | None = None,
+        late_output_grace: float | None = None,
         **nbclient_kwargs: Any,
     ) -> None:
         self.kernel_name = kernel_name
@@ -271,6 +339,7 @@ class NBClientEngine:
         self.setup_code = setup_code
         # async (kernel_name, cwd=, startup_timeout=, env=) -> (km, kc); a warm pool plugs in here
         self.kernel_starter = kernel_starter
+        self.late_output_grace = late_output_grace_for(kernel_name, late_output_grace)
         self.nbclient_kwargs = nbclient_kwargs
         self.kernel_pid: int | None = None
         self._km: Any = None
@@ -425,6 +494,7 @@ class NBClientEngine:
                 nb,
                 km=km,
                 on_output=lambda out: self._on_output(out, nb),
+                late_grace=self.late_output_grace,
                 timeout=self.execution_timeout,
                 startup_timeout=self.start_timeout,
                 kernel_name=self.kernel_name,
@@ -454,6 +524,9 @@ class NBClientEngine:
                     if exc.ename == "SystemExit" and exc.evalue in ("", "0"):
                         break  # a clean sys.exit(): stop here, not a failure
                     self._fail_cell(nb, cell)
+                    if exc.ename and not any(o.output_type == "error" for o in cell.outputs):
+                        # the reply names the error but no output does (IPython's UsageError)
+                        cell.outputs.append(_error_output(exc.ename, exc.evalue or ""))
                     break
                 except NBCellTimeout as exc:
                     self._fail_cell(nb, cell)
