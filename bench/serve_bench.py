@@ -230,6 +230,7 @@ def main() -> None:
         try:
             wait_http(f"http://127.0.0.1:{port}/api/notebooks", server)
             trivial = bench_trivial(port, token, args.requests, args.clients)
+            single = bench_trivial(port, token, 50, 1)  # context: no run waits for another
             bike_api = bench_bike_api(port, token, args.bike)
         finally:
             stop(server)
@@ -241,6 +242,8 @@ def main() -> None:
           f"{args.clients} concurrent clients, --workers {args.workers}")
     print(f"  p50 {trivial['p50'] * 1000:.0f} ms   p99 {trivial['p99'] * 1000:.0f} ms   "
           f"mean {trivial['mean'] * 1000:.0f} ms   throughput {trivial['throughput']:.1f} runs/s")
+    print(f"  one client alone, 50 requests: p50 {single['p50'] * 1000:.0f} ms   "
+          f"p99 {single['p99'] * 1000:.0f} ms   {single['throughput']:.1f} runs/s")
     print(f"  targets: p50 < 150 ms {'met' if trivial['p50'] < 0.15 else 'MISSED'}, "
           f"p99 < 500 ms {'met' if trivial['p99'] < 0.5 else 'MISSED'}, "
           f">= 10 runs/s {'met' if trivial['throughput'] >= 10 else 'MISSED'}")
