@@ -221,7 +221,7 @@ def test_a_live_folder_in_another_pid_namespace_is_left_alone(sandbox, tmp_path)
     import subprocess
     import sys
 
-    from paramill.kernels import IPC_LOCK, LEGACY_MAX_AGE
+    from paramill.kernel.ipc import IPC_LOCK, LEGACY_MAX_AGE
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a PID that no process here has (any more)

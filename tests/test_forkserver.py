@@ -17,8 +17,9 @@ import nbformat
 import pytest
 
 import paramill
-from paramill import forkserver
-from paramill.kernels import IPC_LOCK, ipc_dir, start_kernel, stop_kernel
+from paramill.kernel import forkserver
+from paramill.kernel.ipc import IPC_LOCK, ipc_dir
+from paramill.kernel.lifecycle import start_kernel, stop_kernel
 
 from .conftest import PARAMILL, make_notebook, processes_with_env, run_cli
 from .test_pool import alive, wait_dead
@@ -281,8 +282,8 @@ def test_a_project_module_is_imported_by_each_kernel_not_the_server(tmp_path):
 DRIVER = textwrap.dedent(
     """
     import asyncio, sys
-    from paramill import forkserver
-    from paramill.kernels import start_kernel
+    from paramill.kernel import forkserver
+    from paramill.kernel.lifecycle import start_kernel
 
     async def main():
         kernels = [await start_kernel("python3", provisioner=forkserver.provisioner_stanza())

@@ -22,8 +22,9 @@ import nbformat
 import pytest
 
 from paramill import storage
+from paramill.api import execute_notebook, run
 from paramill.errors import OutputError, StorageError
-from paramill.execute import execute_notebook, run, write_notebook
+from paramill.nbio import write_notebook
 from paramill.storage.locations import normalize_url
 from tests.conftest import make_notebook
 from tests.storage_support import (

@@ -166,6 +166,15 @@ def test_output_clash_is_rejected_before_anything_runs(report, tmp_path):
     assert not (tmp_path / "same.ipynb").exists()
 
 
+def test_unknown_executor_is_refused_naming_the_registered_ones(report, tmp_path):
+    """--executor is looked up in the paramill.executors entry points when the sweep starts."""
+    out = tmp_path / "o_{x}.ipynb"
+    proc = run_cli("sweep", report, out, "--grid", "x=1,2", "--executor", "nope")
+    assert proc.returncode == 3, proc.stderr
+    assert "no executor named 'nope' (known: dask, local)" in proc.stderr
+    assert not list(tmp_path.glob("o_*.ipynb"))
+
+
 def test_grid_values_cannot_move_an_output_or_overwrite_an_input(report, tmp_path):
     """A grid value filled into the output template stays one name in its folder, and no run
     writes over an input notebook: refused before anything runs, naming the parameter."""
