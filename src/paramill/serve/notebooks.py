@@ -117,7 +117,8 @@ class Catalog:
         return [s for s in (self.get(n) for n in self.names()) if s is not None]
 
     def _load(self, name: str, path: str, mtime: float) -> Served:
-        declared_parameters, read_notebook_source, _ = _prepare_api()
+        from .._run.prepare import declared_parameters
+        from ..nbio import read_notebook_source
 
         try:
             nb = read_notebook_source(path)
@@ -164,7 +165,7 @@ class Catalog:
     def check(self, served: Served, parameters: Any) -> dict[str, Any]:
         """Submitted values checked with ``--strict`` rules (no kernel); ParameterError names
         the parameter. A notebook without an inspectable parameters cell accepts none."""
-        translator_for = _prepare_api()[2]
+        from .._run.prepare import translator_for
         from ..parameters import check_parameters
 
         if not isinstance(parameters, dict):
@@ -183,17 +184,6 @@ class Catalog:
         # values the notebook language can represent
         translator_for(served.nb, None, None).codify(parameters, "Parameters")
         return parameters
-
-
-def _prepare_api() -> tuple[Any, Any, Any]:
-    """(declared_parameters, read_notebook_source, translator_for): paramill's own notebook
-    preparation, wherever this version keeps it (execute.py before the run-path redesign)."""
-    try:
-        from ..execute import declared_parameters, read_notebook_source, translator_for
-    except ImportError:
-        from .._run.prepare import declared_parameters, translator_for
-        from ..nbio import read_notebook_source
-    return declared_parameters, read_notebook_source, translator_for
 
 
 def form_values(served: Served, form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
