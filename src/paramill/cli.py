@@ -264,6 +264,12 @@ def _setup_logging(level: str) -> None:
     help="Let parameter values filled into path templates ({name}) hold folders ('/', '..') "
     "and URL schemes. Without it such a value is an error (exit 4).",
 )
+@click.option(
+    "--warm/--no-warm",
+    default=None,
+    help="Run a python kernel forked from your warm kernel server (started in the background "
+    "by the first warm run; `paramill warm status|stop`) [default: PARAMILL_WARM, else off].",
+)
 def run_command(
     notebook_path: str | None,
     output_path: str | None,
@@ -303,6 +309,7 @@ def run_command(
     run_record: str | None,
     deterministic: bool,
     allow_path_values: bool,
+    warm: bool | None,
 ) -> None:
     """Run NOTEBOOK_PATH with parameters and write the executed notebook to OUTPUT_PATH.
 
@@ -353,7 +360,12 @@ def run_command(
         if help_notebook:
             sys.exit(
                 _help_notebook(
-                    ctx, notebook_path, params, kernel, language, storage_options,
+                    ctx,
+                    notebook_path,
+                    params,
+                    kernel,
+                    language,
+                    storage_options,
                     allow_path_values,
                 )
             )
@@ -390,6 +402,7 @@ def run_command(
             allow_short_secrets=allow_short_secrets,
             deterministic=deterministic,
             allow_path_values=allow_path_values,
+            warm=warm,
             **({"allow_errors": True} if allow_errors else {}),
         )
     except ParamillError as exc:
@@ -400,7 +413,12 @@ def run_command(
                 exc, input_path=notebook_path, output_path=output_path, parameters=params
             )
             _write_run_record(
-                run_record, record, notebook_path, params, secrets, storage_options,
+                run_record,
+                record,
+                notebook_path,
+                params,
+                secrets,
+                storage_options,
                 allow_path_values,
             )
         fail(exc)
@@ -416,7 +434,12 @@ def run_command(
     record_failed = 0
     if run_record:
         record_failed = _write_run_record(
-            run_record, result.to_record(), notebook_path, params, secrets, storage_options,
+            run_record,
+            result.to_record(),
+            notebook_path,
+            params,
+            secrets,
+            storage_options,
             allow_path_values,
         )
     if result.error is not None:
@@ -545,6 +568,63 @@ def _help_notebook(
     return 0
 
 
+@main.group("warm")
+def warm_group() -> None:
+    """Your warm kernel servers (paramill --warm): status, stop."""
+
+
+@warm_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def warm_status_command(as_json: bool) -> None:
+    """Show your warm kernel servers: key, kernel, preloads, age, kernels, memory."""
+    import json
+
+    from . import warm
+
+    try:
+        found = warm.servers()
+    except warm.Unavailable as exc:
+        click.echo(f"paramill: error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(found, indent=1))
+        return
+    if not found:
+        click.echo(f"no warm kernel servers (folder {warm.folder_path()})")
+        return
+    for entry in found:
+        line = f"{entry['key']}  {entry['state']:<8}  pid {entry.get('pid', '-')}"
+        if entry["state"] == "serving":
+            d = entry.get("describe", {})
+            line += (
+                f"  age {entry['age']:.0f} s  idle exit {entry['idle_timeout']:g} s"
+                f"  kernels {len(entry['kernels'])}  forks {entry['forks']}"
+                f"  rss {entry.get('rss_kb', 0) // 1024} MB  fds {entry.get('fds', '-')}\n"
+                f"    kernel {d.get('kernelspec')}  python {d.get('python')}"
+                f"  packages {d.get('packages')}\n"
+                f"    preloads {', '.join(entry['preload']) or '-'}"
+            )
+        elif entry["state"] == "gone":
+            line += f"  ({entry.get('error')})"
+        click.echo(line)
+
+
+@warm_group.command("stop")
+def warm_stop_command() -> None:
+    """Stop your warm kernel servers (the kernels they are running are killed)."""
+    from . import warm
+
+    try:
+        stopped = warm.stop_all()
+    except warm.Unavailable as exc:
+        click.echo(f"paramill: error: {exc}", err=True)
+        sys.exit(2)
+    for entry in stopped:
+        click.echo(f"stopped {entry['key']} (pid {entry.get('pid', '-')}, {entry['state']})")
+    if not stopped:
+        click.echo("no warm kernel servers")
+
+
 @main.command("records")
 @click.argument("notebook_path")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as one JSON object.")
@@ -599,10 +679,28 @@ share one (see `paramill run --help`: 1 cell error, 7 cell timeout, ...), else 1
 
 
 @_reuse_run_options(
-    "parameters", "parameters_raw", "parameters_file", "parameters_yaml", "parameters_base64",
-    "engine", "kernel", "language", "cwd", "log_output", "log_level", "start_timeout",
-    "execution_timeout", "run_timeout", "report_mode", "strict", "storage_option",
-    "allow_errors", "secret", "secret_env", "secret_file", "allow_short_secrets",
+    "parameters",
+    "parameters_raw",
+    "parameters_file",
+    "parameters_yaml",
+    "parameters_base64",
+    "engine",
+    "kernel",
+    "language",
+    "cwd",
+    "log_output",
+    "log_level",
+    "start_timeout",
+    "execution_timeout",
+    "run_timeout",
+    "report_mode",
+    "strict",
+    "storage_option",
+    "allow_errors",
+    "secret",
+    "secret_env",
+    "secret_file",
+    "allow_short_secrets",
     "allow_path_values",
 )
 @main.command(

@@ -338,6 +338,7 @@ def run(
     allow_short_secrets: bool = False,
     deterministic: bool = False,
     allow_path_values: bool = False,
+    warm: bool | None = None,
     **engine_kwargs: Any,
 ) -> RunResult:
     """Run a notebook end to end and report what happened (see ``execute_notebook``).
@@ -346,9 +347,13 @@ def run(
     values the notebook gets as variables that are never written anywhere (at least 6
     characters unless ``allow_short_secrets``); ``deterministic`` leaves timestamps and
     durations out of the output notebook. ``allow_path_values`` lets parameter values filled
-    into path templates hold folders (``/``, ``..``) and URL schemes.
+    into path templates hold folders (``/``, ``..``) and URL schemes. ``warm``: a python
+    kernel forked from the user's warm server (``paramill.warm``; None: ``PARAMILL_WARM``).
     """
     from . import secrets as secrets_mod
+    from .warm import enabled as warm_enabled
+
+    warm = warm_enabled(warm) and "kernel_starter" not in engine_kwargs
 
     input_path = os.fspath(input_path) if isinstance(input_path, os.PathLike) else input_path
     output_path = os.fspath(output_path) if isinstance(output_path, os.PathLike) else output_path
@@ -422,6 +427,7 @@ def run(
                 cwd=cwd,
                 env={**(engine_kwargs.get("kernel_env") or {}), **secrets_mod.kernel_env(secrets)},
                 engine_kwargs=engine_kwargs,
+                warm=warm,
             )
         import nbformat
 
@@ -519,6 +525,14 @@ def run(
             if stderr_file is not None:
                 stderr_file = secrets_mod.ScrubbingWriter(stderr_file, hidden_values)
                 writers.append(stderr_file)
+        if warm and early is None:
+            from functools import partial
+
+            from .kernels import start_kernel
+            from .warm import notebook_imports, provisioner_stanza
+
+            stanza = provisioner_stanza(notebook_imports(nb))
+            engine_kwargs["kernel_starter"] = partial(start_kernel, provisioner=stanza)
         engine_cls = get_engine(engine_name)
         engine_kwargs.pop("input_path", None)
         # papermill: nbclient's `timeout` applies when execution_timeout is not given
@@ -602,10 +616,18 @@ class _EarlyKernel:
 
     def __init__(self, km: Any, kernel_name: str, cwd: str | None, env: dict) -> None:
         self.km, self.kernel_name, self.cwd, self.env = km, kernel_name, cwd, env
+        self.provisioner: dict | None = None
 
     @classmethod
     def launch(
-        cls, text: str, kernel_name: str | None, *, cwd: Any, env: dict, engine_kwargs: dict
+        cls,
+        text: str,
+        kernel_name: str | None,
+        *,
+        cwd: Any,
+        env: dict,
+        engine_kwargs: dict,
+        warm: bool = False,
     ) -> _EarlyKernel | None:
         if "kernel_starter" in engine_kwargs:  # a pool or fork server provides kernels
             return None
@@ -614,15 +636,22 @@ class _EarlyKernel:
 
             from .kernels import installed_kernels, launch_kernel
 
-            name = kernel_name or json.loads(text)["metadata"]["kernelspec"]["name"]
+            data = json.loads(text)
+            name = kernel_name or data["metadata"]["kernelspec"]["name"]
             if not isinstance(name, str) or not name or name not in installed_kernels():
                 return None
             from jupyter_core.utils import run_sync
 
-            km = run_sync(launch_kernel)(name, cwd=cwd, env=env or None)
+            provisioner = None
+            if warm:  # a fork of the user's warm server, with the notebook's imports
+                from .warm import notebook_imports, provisioner_stanza
+
+                provisioner = provisioner_stanza(notebook_imports(data))
+            km = run_sync(launch_kernel)(name, cwd=cwd, env=env or None, provisioner=provisioner)
         except Exception:  # no kernel name, not installed, ...: the normal path reports it
             return None
         early = cls(km, name, cwd, env or {})
+        early.provisioner = provisioner
         engine_kwargs["kernel_starter"] = early.take
         return early
 
@@ -636,7 +665,11 @@ class _EarlyKernel:
 
                 await stop_kernel(km, None, grace=0)
             return await start_kernel(
-                kernel_name, cwd=cwd, startup_timeout=startup_timeout, env=env
+                kernel_name,
+                cwd=cwd,
+                startup_timeout=startup_timeout,
+                env=env,
+                provisioner=self.provisioner,
             )
         return km, await connect_kernel(km, startup_timeout)
 

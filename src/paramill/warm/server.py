@@ -1,0 +1,445 @@
+"""The warm kernel server's program (run by path with the kernel's own interpreter).
+
+Standard library and ipykernel only: the kernel's interpreter need not have paramill.
+
+It imports IPython/ipykernel and the preloads once, then serves requests on a unix socket in
+the user's private warm folder until it has been idle for a while:
+
+- ``fork``: fds [stdin, stdout, stderr, request] -- the request is a memfd holding the kernel's
+  argv, cwd and environment, read only by the forked child: the server never reads a
+  kernel's environment (secrets included), so nothing of one run stays in it;
+- ``status``: one JSON line about the server; ``stop``: kill its kernels and exit;
+- ``retire``: a newer server took over: stop accepting, exit once the kernels are done.
+
+A fork answers ``pid N`` on its connection, then ``exit CODE`` once the kernel exits; the
+driver closing the connection kills the kernel (as paramill.forkserver).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+_PR_SET_PDEATHSIG = 1
+# what IPKernelApp.initialize imports besides ipykernel.kernelapp (debugpy is most of it)
+_KERNEL_MODULES = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.debugger",
+    "IPython.core.completerlib",
+    "IPython.core.debugger",
+    "IPython.core.oinspect",
+    "IPython.extensions.storemagic",
+    "sqlite3",
+)
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')} {os.getpid()}] {line}\n")
+    sys.stderr.flush()
+
+
+def _installed(name: str) -> bool:
+    """Whether a module comes from the interpreter's library or site-packages (only those are
+    preloaded: a project's own modules may change between runs)."""
+    import importlib.util
+    import sysconfig
+
+    try:
+        spec = importlib.util.find_spec(name.split(".")[0])
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.origin in ("built-in", "frozen"):
+        return True
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    where = spec.origin or next(iter(spec.submodule_search_locations or []), "")
+    return any(os.path.realpath(where).startswith(os.path.realpath(r) + os.sep) for r in roots)
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _remember_unsafe(folder: str, key: str, name: str) -> None:
+    path = os.path.join(folder, f"{key}.unsafe")
+    with open(path, "a") as f:
+        f.write(name + "\n")
+
+
+def _preload(folder: str, key: str, modules: list[str]) -> list[str]:
+    """Import the kernel's modules and the preloads, one by one; a preload that starts a thread
+    or leaves a file open cannot be forked safely: it is remembered as unsafe and the server
+    starts over without it (an import cannot be undone)."""
+    import importlib
+
+    for name in _KERNEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            if name == "ipykernel.kernelapp":
+                raise
+    done = []
+    for name in modules:
+        if not _installed(name):
+            continue
+        before = _fds()
+        try:
+            importlib.import_module(name)
+        except BaseException:  # the kernel reports it when the notebook imports it
+            continue
+        if threading.active_count() > 1 or _fds() - before:
+            _say(f"preloading {name} started a thread or left a file open: not preloaded")
+            _remember_unsafe(folder, key, name)
+            os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # type: ignore[attr-defined]
+        done.append(name)
+    return done
+
+
+def main(argv: list[str]) -> None:
+    config = json.loads(argv[0])
+    folder, key = config["folder"], config["key"]
+    lock_fd = int(config["lock_fd"])
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    try:
+        with open(os.path.join(folder, f"{key}.unsafe")) as f:
+            unsafe = set(f.read().split())
+    except OSError:
+        unsafe = set()
+    # the run that started us is still going: import only once it is done (EOF on stdin), so
+    # that run is as fast as a cold one
+    while os.read(0, 4096):
+        pass
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    preloaded = _preload(folder, key, [m for m in config["preload"] if m not in unsafe])
+    serve(config, preloaded, lock_fd)
+
+
+def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
+    import ctypes
+
+    folder, key, idle = config["folder"], config["key"], float(config["idle"])
+    address = os.path.join(folder, f"{key}.sock")
+    info_path = os.path.join(folder, f"{key}.info")
+    libc = ctypes.CDLL(None, use_errno=True)
+    temp = os.path.join(folder, f"{key}.{os.getpid()}.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(temp)
+    listener.listen(64)
+    # a server of the same key (fewer preloads) hands over: told to retire once we serve
+    previous = None
+    try:
+        previous = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        previous.connect(address)
+    except OSError:
+        if previous is not None:
+            previous.close()
+        previous = None
+    os.rename(temp, address)
+    mine = os.stat(address)
+    started = time.time()
+    info = {
+        "pid": os.getpid(),
+        "key": key,
+        "family": config["family"],
+        "describe": config["describe"],
+        "python": sys.executable,
+        "preload": preloaded,
+        "requested": config["preload"],
+        "started": started,
+        "idle_timeout": idle,
+    }
+    _write_json(info_path, info)
+    try:
+        os.unlink(os.path.join(folder, f"{key}.starting"))
+    except OSError:
+        pass
+    os.close(lock_fd)  # starting is over: another starter may now try (and find us)
+    for old in [previous] + _same_family(folder, key, config["family"]):
+        if old is None:
+            continue
+        try:
+            _request(old, {"op": "retire"})
+        except OSError:
+            pass
+        old.close()
+    _say(f"serving {key} (preloaded: {', '.join(preloaded) or 'nothing'})")
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    kernels: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, driver connection)
+    by_conn: dict[int, int] = {}  # connection fd -> pid
+    forks = 0
+    last = time.monotonic()
+    listening = True
+
+    def ours(path: str) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def stop_listening() -> None:
+        nonlocal listening
+        if not listening:
+            return
+        listening = False
+        if ours(address):
+            for path in (address, info_path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        selector.unregister(listener)
+        listener.close()
+
+    try:
+        while True:
+            if not kernels and not listening:
+                return  # retired and done
+            timeout = None
+            if not kernels:
+                timeout = max(0.0, last + idle - time.monotonic())
+                if timeout == 0:
+                    _say("idle: exiting")
+                    return
+            events = selector.select(timeout)
+            if listening and not ours(address):  # replaced or removed (paramill warm stop -f)
+                stop_listening()
+            for sel_key, _ in events:
+                what = sel_key.data
+                last = time.monotonic()
+                if what == "accept":
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:
+                        continue
+                    request, fds = _receive(conn)
+                    if request is None:
+                        conn.close()
+                        continue
+                    op = request.get("op")
+                    if op == "fork" and listening:
+                        child = _fork_one(conn, fds, listener, selector, kernels, libc)
+                        if child is None:
+                            conn.close()
+                            continue
+                        forks += 1
+                        pidfd = os.pidfd_open(child)
+                        kernels[pidfd] = (child, conn)
+                        by_conn[conn.fileno()] = child
+                        selector.register(pidfd, selectors.EVENT_READ, "exit")
+                        selector.register(conn, selectors.EVENT_READ, "conn")
+                        continue
+                    for fd in fds:
+                        os.close(fd)
+                    reply: dict = {"ok": True}
+                    if op == "status":
+                        reply = {
+                            **info,
+                            "kernels": sorted(pid for pid, _ in kernels.values()),
+                            "forks": forks,
+                            "listening": listening,
+                        }
+                    elif op in ("stop", "retire"):
+                        stop_listening()
+                    else:
+                        reply = {"ok": False, "error": f"unknown request {op!r}"}
+                    try:
+                        conn.sendall(json.dumps(reply).encode() + b"\n")
+                    except OSError:
+                        pass
+                    conn.close()
+                    if op == "stop":
+                        return
+                elif what == "exit":
+                    pid, conn = kernels.pop(sel_key.fd)
+                    selector.unregister(sel_key.fd)
+                    os.close(sel_key.fd)
+                    _, status = os.waitpid(pid, 0)
+                    if by_conn.pop(conn.fileno(), None) is not None:
+                        selector.unregister(conn)
+                    try:
+                        conn.sendall(b"exit %d\n" % os.waitstatus_to_exitcode(status))
+                    except OSError:
+                        pass
+                    conn.close()
+                elif what == "conn":  # the driver closed a kernel's connection: kill it
+                    try:
+                        data = sel_key.fileobj.recv(64)  # type: ignore[union-attr]
+                    except OSError:
+                        data = b""
+                    if not data and sel_key.fd in by_conn:
+                        _killpg(by_conn.pop(sel_key.fd))
+                        selector.unregister(sel_key.fileobj)
+    finally:
+        stop_listening()
+        for pid, _ in kernels.values():
+            _killpg(pid)
+        for pid, _ in list(kernels.values()):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _same_family(folder: str, key: str, family: str) -> list[socket.socket]:
+    """Connections to the servers of the same kernel whose key differs (stale: packages or the
+    interpreter changed): they are told to retire."""
+    found = []
+    for name in os.listdir(folder):
+        if not name.endswith(".info") or name == f"{key}.info":
+            continue
+        try:
+            with open(os.path.join(folder, name)) as f:
+                other = json.load(f)
+            if other.get("family") != family:
+                continue
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(5)
+            sock.connect(os.path.join(folder, name[: -len(".info")] + ".sock"))
+            found.append(sock)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _request(sock: socket.socket, request: dict) -> bytes:
+    data = json.dumps(request).encode()
+    sock.settimeout(5)
+    sock.sendall(len(data).to_bytes(8, "big") + data)
+    reply = b""
+    while not reply.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    return reply
+
+
+def _receive(conn: socket.socket) -> tuple[dict | None, list[int]]:
+    # only the user's own processes (the folder is 0700 too)
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        _say(f"refused a connection from uid {uid}")
+        return None, []
+    conn.settimeout(10)
+    fds: list[int] = []
+    try:
+        data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 4)
+        size = int.from_bytes(data[:8], "big")
+        data = data[8:]
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            if not chunk:
+                raise OSError("short request")
+            data += chunk
+        return json.loads(data), fds
+    except (OSError, ValueError):
+        for fd in fds:
+            os.close(fd)
+        return None, []
+
+
+def _fork_one(conn, fds, listener, selector, kernels, libc) -> int | None:
+    conn.setblocking(True)
+    if len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        return None
+    pid = os.fork()
+    if pid:
+        for fd in fds:
+            os.close(fd)  # the request is never read here: only the kernel reads its env
+        try:
+            conn.sendall(b"pid %d\n" % pid)
+        except OSError:
+            _killpg(pid)
+        return pid
+    # the kernel: nothing below returns into the server's loop
+    code = 1
+    try:
+        os.setsid()
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the server died between fork and prctl
+            os._exit(1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for fd, target in zip(fds[:3], (0, 1, 2), strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        with os.fdopen(fds[3], "rb") as f:
+            f.seek(0)
+            request = json.loads(f.read())
+        selector.close()
+        if listener.fileno() != -1:
+            listener.close()
+        conn.close()
+        for pidfd, (_, other) in kernels.items():
+            os.close(pidfd)
+            other.close()
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        time.tzset()
+        sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+        # `random` re-seeds itself at fork; numpy's global generator does not
+        if "numpy.random" in sys.modules:
+            sys.modules["numpy.random"].seed()
+        sys.argv = [sys.modules["ipykernel"].__path__[0] + "_launcher.py", *request["argv"]]
+        del request
+        from ipykernel import kernelapp
+
+        code = 0
+        kernelapp.launch_new_instance()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+if __name__ == "__paramill_warm_server__":
+    main(sys.argv[1:])
