@@ -49,13 +49,17 @@ def serving(**match):
         found = warm.servers()
         if any(s["state"] == "starting" for s in found):
             return None
-        live = [s for s in found if s["state"] == "serving"]
+        live = [s for s in found if s["state"] == "serving" and s["kind"] == "kernel"]
         ok = [
             s for s in live if all(m(s[k]) if callable(m) else s[k] == m for k, m in match.items())
         ]
         return ok[0] if len(live) == 1 and ok else None
 
-    return wait_until(check, what=f"one serving warm server {match}")
+    return wait_until(check, what=f"one serving warm kernel server {match}")
+
+
+def kernel_servers() -> list[dict]:
+    return [s for s in warm.servers() if s.get("kind") == "kernel"]
 
 
 @pytest.fixture
@@ -119,7 +123,7 @@ def test_first_run_is_cold_and_starts_a_server_then_runs_fork_from_it(tmp_path, 
         pid, ppid, _ = ids(tmp_path / "o2.ipynb")
         assert ppid == server["pid"] and pid != server["pid"]
         assert _gone(pid)  # nothing left running
-    assert warm.servers()[0]["forks"] == 2
+    assert kernel_servers()[0]["forks"] == 2
 
 
 def test_two_concurrent_runs_share_one_server(tmp_path, warm_dir):
@@ -143,7 +147,7 @@ def test_two_concurrent_runs_share_one_server(tmp_path, warm_dir):
     (a, pa, ra), (b, pb, rb) = ids(tmp_path / "o1.ipynb"), ids(tmp_path / "o2.ipynb")
     assert pa == pb == server["pid"] and a != b
     assert ra != rb  # `random` re-seeded in each fork
-    after = warm.servers()
+    after = kernel_servers()
     assert [s["pid"] for s in after] == [server["pid"]] and after[0]["kernels"] == []
 
 
@@ -200,7 +204,7 @@ def test_server_killed_mid_run_fails_cleanly_then_runs_fall_back(tmp_path, warm_
             return None
 
     kernel = wait_until(running, what="the kernel running")
-    assert kernel in warm.servers()[0]["kernels"]
+    assert kernel in kernel_servers()[0]["kernels"]
     os.kill(server["pid"], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 138, err  # the kernel died with its server: a clean failure
@@ -273,7 +277,7 @@ def test_another_user_is_refused(tmp_path, warm_dir):
         timeout=60,
     )
     assert probe.stdout.split() == ["refused", "refused"], probe.stderr
-    assert warm.servers()[0]["forks"] == 0
+    assert kernel_servers()[0]["forks"] == 0
     # a folder of nobody's (where someone else could have put a socket): we refuse it
     theirs = tmp_path / "theirs"
     theirs.mkdir(mode=0o700)
@@ -293,7 +297,7 @@ def test_idle_server_exits(tmp_path, warm_dir, monkeypatch):
     server = serving(idle_timeout=2)
     seen.add(server["pid"])
     wait_until(lambda: _gone(server["pid"]), 60, "the idle server gone")
-    assert warm.servers() == []
+    wait_until(lambda: warm.servers() == [], 60, "the idle command-line server gone too")
     assert not (folder / f"{server['key']}.sock").exists()
 
 
@@ -334,7 +338,7 @@ def test_non_ipykernel_kernels_run_cold(tmp_path, warm_dir):
     assert done.returncode == 0, done.stderr
     assert "is not an ipykernel; starting it cold" in done.stderr
     assert outputs(tmp_path / "o.ipynb")[0].strip() == "hello"
-    assert warm.servers() == []
+    assert kernel_servers() == []
 
 
 def test_concurrent_first_runs_start_one_server(tmp_path, warm_dir):
@@ -355,6 +359,52 @@ def test_concurrent_first_runs_start_one_server(tmp_path, warm_dir):
     server = serving()
     seen.add(server["pid"])
     time.sleep(1)
-    assert len([s for s in warm.servers() if s["state"] != "gone"]) == 1
+    assert len([s for s in kernel_servers() if s["state"] != "gone"]) == 1
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(folder / f"{server['key']}.sock"))
+
+
+def test_a_forked_command_line_keeps_exit_codes_stdio_and_signals(tmp_path, warm_dir):
+    """A warm run's command line is itself a fork of a warm paramill: it reads our stdin,
+    writes our stdout/stderr, exits with the run's code and gets our signals."""
+    folder, seen = warm_dir
+    nb = write(tmp_path / "in.ipynb", [IDENTITY, "import time\ntime.sleep(60)"])
+    failing = write(tmp_path / "fail.ipynb", [IDENTITY, "raise ValueError('boom')"])
+    assert run_cli("--warm", failing, tmp_path / "o0.ipynb").returncode == 1
+    wait_until(
+        lambda: (
+            {s.get("kind") for s in warm.servers() if s["state"] == "serving"} == {"kernel", "cli"}
+            and not [s for s in warm.servers() if s["state"] == "starting"]
+        ),
+        what="both servers",
+    )
+    cli = next(s for s in warm.servers() if s["kind"] == "cli")
+    seen.update(s["pid"] for s in warm.servers())
+    done = run_cli("--warm", "-", "-", input=failing.read_text())  # stdin in, stdout out
+    assert done.returncode == 1
+    assert "ValueError: boom" in done.stderr and "paramill: error" in done.stderr
+    assert nbformat.reads(done.stdout, 4).cells[1].outputs[0]["evalue"] == "boom"
+    assert next(s for s in warm.servers() if s["kind"] == "cli")["forks"] == cli["forks"] + 1
+    proc = subprocess.Popen(
+        [*PARAMILL, "--warm", str(nb), str(tmp_path / "o1.ipynb")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def running() -> int | None:
+        try:
+            return int(outputs(tmp_path / "o1.ipynb")[0].split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    kernel = wait_until(running, what="the kernel running")
+    proc.send_signal(signal.SIGTERM)  # as a scheduler stops a task
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert (
+        "cancelled"
+        in nbformat.read(tmp_path / "o1.ipynb", 4).metadata.papermill.get("status", "cancelled")
+        or "terminated" in err
+    )
+    wait_until(lambda: _gone(kernel), 20, "the kernel gone")

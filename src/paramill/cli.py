@@ -41,6 +41,17 @@ class DefaultGroup(click.Group):
 
     default_command = "run"
 
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not (argv and argv[0] in self.commands):  # the run command: forked warm, maybe
+            from .warm import run_cli, wants_cli_fork
+
+            if wants_cli_fork(argv):
+                code = run_cli(argv)
+                if code is not None:
+                    sys.exit(code)
+        return super().main(args=argv, prog_name=prog_name, **extra)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or args[0] not in self.commands and args[0] not in ("--version",):
             if not (args and args[0] in ("-h", "--help") and len(args) == 1):

@@ -32,6 +32,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -216,7 +217,15 @@ def packages_digest(paths: list[str]) -> str:
 class Key:
     """What makes two kernels equivalent: a server serves one key."""
 
-    def __init__(self, kernel_spec: Any, python: str, env: dict[str, str], where: str) -> None:
+    def __init__(
+        self,
+        kernel_spec: Any,
+        python: str,
+        env: dict[str, str],
+        where: str,
+        paths: list[str] | None = None,
+        extra: Any = None,
+    ) -> None:
         spec = {
             "argv": list(kernel_spec.argv),
             "env": dict(kernel_spec.env or {}),
@@ -224,7 +233,7 @@ class Key:
             "name": getattr(kernel_spec, "name", ""),
         }
         self.python = python
-        packages = packages_digest(_python_path(python, env, where))
+        packages = packages_digest(paths if paths is not None else _python_path(python, env, where))
         import_env = {
             k: v
             for k, v in env.items()
@@ -235,7 +244,7 @@ class Key:
         real = os.path.realpath(python)
         st = os.stat(real)
         self.family = _digest(spec["name"], spec["argv"], real)[:16]
-        self.digest = _digest(spec, real, st.st_mtime_ns, packages, import_env, program)[:20]
+        self.digest = _digest(spec, real, st.st_mtime_ns, packages, import_env, program, extra)[:20]
         self.describe = {
             "kernelspec": spec["name"] or spec["argv"][0],
             "python": python,
@@ -303,7 +312,9 @@ def _server_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def start_server(where: str, key: Key, preload: list[str], env: dict[str, str]) -> int | None:
+def start_server(
+    where: str, key: Key, preload: list[str], env: dict[str, str], kind: str = "kernel"
+) -> int | None:
     """Start a server for ``key`` in the background, detached, unless one is starting.
 
     Returns the write end of its "go" pipe: the server imports once it is closed (the run that
@@ -324,6 +335,7 @@ def start_server(where: str, key: Key, preload: list[str], env: dict[str, str]) 
         "idle": idle_timeout(),
         "preload": preload,
         "lock_fd": lock,
+        "kind": kind,
     }
     boot = f"import runpy; runpy.run_path({SERVER!r}, run_name={RUN_NAME!r})"
     try:
@@ -371,6 +383,16 @@ def fork(
 ) -> Any:
     """Ask a connected server for a kernel (a ``ForkedKernel``); the request (env included)
     goes in a memfd."""
+    pid = _send_fork(sock, argv, cwd, env, stdio)
+    sock.setblocking(False)
+    from ..forkserver import ForkedKernel
+
+    return ForkedKernel(sock, pid)
+
+
+def _send_fork(
+    sock: socket.socket, argv: list[str], cwd: str, env: dict[str, str], stdio: list[int]
+) -> int:
     memfd = os.memfd_create("paramill-warm-request", os.MFD_CLOEXEC)
     try:
         os.write(memfd, json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode())
@@ -388,10 +410,117 @@ def fork(
     word, value = line.split()[:2]
     if word != b"pid":
         raise OSError(f"the warm server failed to fork: {line.decode().strip()}")
-    sock.setblocking(False)
-    from ..forkserver import ForkedKernel
+    return int(value)
 
-    return ForkedKernel(sock, int(value))
+
+# -- the command line itself, forked from a warm paramill ------------------------------------------
+IN_CLI_FORK = False  # set in a fork of a cli server: its run must not ask for itself again
+CLI_PRELOAD = [
+    "asyncio",
+    "click",
+    "zmq",
+    "zmq.asyncio",
+    "jupyter_core.paths",
+    "jupyter_client",
+    "jupyter_client.asynchronous",
+    "jupyter_client.provisioning",
+    "jupyter_client.kernelspec",
+    "nbformat",
+    "nbformat.v4",
+    "nbclient",
+    "paramill.cli",
+    "paramill.execute",
+    "paramill.engine",
+    "paramill.kernels",
+    "paramill.notebook",
+    "paramill.parameters",
+    "paramill.secrets",
+    "paramill.storage",
+    "paramill.forkserver",
+    "paramill.warm.provisioner",
+]
+_cli_go: int | None = None
+
+
+def _tree_times(root: str) -> list[tuple[str, int]]:
+    found = []
+    for base, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(base, name)
+                try:
+                    found.append((os.path.relpath(path, root), os.stat(path).st_mtime_ns))
+                except OSError:
+                    continue
+    return sorted(found)
+
+
+def cli_key(where: str) -> Key:
+    """The key of a server of paramill's command line: this interpreter, what it imports from
+    (``sys.path`` and its packages), paramill's own files and the environment read at import."""
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(argv=["paramill"], env={}, language="", name="paramill-cli")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return Key(spec, sys.executable, dict(os.environ), where, sys.path[1:], _tree_times(root))
+
+
+def run_cli(argv: list[str]) -> int | None:
+    """Run this command line in a fork of the user's warm paramill server (its stdio, cwd and
+    environment are ours); its exit code. None: run it in this process (there is no server
+    yet: one starts once this process is done)."""
+    global _cli_go
+    if IN_CLI_FORK:
+        return None
+    try:
+        where = folder()
+        key = cli_key(where)
+        cwd = os.getcwd()
+    except (Unavailable, OSError):
+        return None  # the run itself says why, if it is about the folder
+    try:
+        sock = _open_fork_connection(where, key.digest)
+    except OSError:
+        if _cli_go is None:
+            _cli_go = start_server(where, key, CLI_PRELOAD, dict(os.environ), kind="cli")
+        return None
+    try:
+        pid = _send_fork(sock, argv, cwd, dict(os.environ), [0, 1, 2])
+    except OSError:
+        sock.close()
+        return None
+    import signal
+
+    def forward(signum: int, _frame: Any) -> None:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, forward)
+    sock.settimeout(None)
+    line = b""
+    while not line.endswith(b"\n"):
+        try:
+            chunk = sock.recv(64)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            sys.stderr.write("paramill: error: the warm paramill server died during the run\n")
+            return 1
+        line += chunk
+    code = int(line.split()[1])
+    return code if code >= 0 else 128 - code
+
+
+def wants_cli_fork(args: list[str]) -> bool:
+    """Whether a command line asks for a warm run (``--warm``, else PARAMILL_WARM/config)."""
+    args = args[: args.index("--")] if "--" in args else args
+    if "--no-warm" in args:
+        return False
+    return "--warm" in args or enabled(None)
 
 
 def _say_once(level: int, message: str, *args: Any) -> None:

@@ -93,13 +93,15 @@ def _remember_unsafe(folder: str, key: str, name: str) -> None:
         f.write(name + "\n")
 
 
-def _preload(folder: str, key: str, modules: list[str]) -> list[str]:
+def _preload(folder: str, key: str, modules: list[str], kind: str = "kernel") -> list[str]:
     """Import the kernel's modules and the preloads, one by one; a preload that starts a thread
     or leaves a file open cannot be forked safely: it is remembered as unsafe and the server
-    starts over without it (an import cannot be undone)."""
+    starts over without it (an import cannot be undone).
+
+    A ``cli`` server (forks of paramill's command line) imports the modules it is given."""
     import importlib
 
-    for name in _KERNEL_MODULES:
+    for name in _KERNEL_MODULES if kind == "kernel" else ():
         try:
             importlib.import_module(name)
         except ImportError:
@@ -107,7 +109,7 @@ def _preload(folder: str, key: str, modules: list[str]) -> list[str]:
                 raise
     done = []
     for name in modules:
-        if not _installed(name):
+        if kind == "kernel" and not _installed(name):
             continue
         before = _fds()
         try:
@@ -141,7 +143,15 @@ def main(argv: list[str]) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    preloaded = _preload(folder, key, [m for m in config["preload"] if m not in unsafe])
+    kind = config.get("kind", "kernel")
+    preloaded = _preload(folder, key, [m for m in config["preload"] if m not in unsafe], kind)
+    if kind == "cli":
+        try:  # what every run would do first: compile the notebook schema's validator
+            from nbformat.validator import get_validator
+
+            get_validator(version=4, version_minor=5)
+        except Exception:
+            pass
     serve(config, preloaded, lock_fd)
 
 
@@ -172,6 +182,7 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
         "pid": os.getpid(),
         "key": key,
         "family": config["family"],
+        "kind": config.get("kind", "kernel"),
         "describe": config["describe"],
         "python": sys.executable,
         "preload": preloaded,
@@ -252,7 +263,7 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                         continue
                     op = request.get("op")
                     if op == "fork" and listening:
-                        child = _fork_one(conn, fds, listener, selector, kernels, libc)
+                        child = _fork_one(conn, fds, listener, selector, kernels, libc, config)
                         if child is None:
                             conn.close()
                             continue
@@ -315,6 +326,33 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                 pass
 
 
+def _run_cli(argv: list[str]) -> int:
+    """A fork of a ``cli`` server: paramill's command line on the client's stdio."""
+    import io
+
+    def stream(fd: int, mode: str, old: io.TextIOWrapper) -> io.TextIOWrapper:
+        return open(  # noqa: SIM115
+            fd,
+            mode,
+            encoding=old.encoding,
+            errors=old.errors,
+            closefd=False,
+            buffering=1 if mode == "w" and (fd == 2 or os.isatty(fd)) else -1,
+        )
+
+    sys.stdin = sys.__stdin__ = stream(0, "r", sys.stdin)  # type: ignore[misc]
+    sys.stdout = sys.__stdout__ = stream(1, "w", sys.stdout)  # type: ignore[misc]
+    sys.stderr = sys.__stderr__ = stream(2, "w", sys.stderr)  # type: ignore[misc]
+    sys.argv = ["paramill", *argv]
+    import paramill.warm as warm  # type: ignore[import-not-found]
+
+    warm.IN_CLI_FORK = True  # this run must not ask a server for itself again
+    from paramill.cli import main as cli_main  # type: ignore[import-not-found]
+
+    cli_main(args=argv, prog_name="paramill")
+    return 0
+
+
 def _same_family(folder: str, key: str, family: str) -> list[socket.socket]:
     """Connections to the servers of the same kernel whose key differs (stale: packages or the
     interpreter changed): they are told to retire."""
@@ -374,7 +412,7 @@ def _receive(conn: socket.socket) -> tuple[dict | None, list[int]]:
         return None, []
 
 
-def _fork_one(conn, fds, listener, selector, kernels, libc) -> int | None:
+def _fork_one(conn, fds, listener, selector, kernels, libc, config) -> int | None:
     conn.setblocking(True)
     if len(fds) != 4:
         for fd in fds:
@@ -418,12 +456,23 @@ def _fork_one(conn, fds, listener, selector, kernels, libc) -> int | None:
         # `random` re-seeds itself at fork; numpy's global generator does not
         if "numpy.random" in sys.modules:
             sys.modules["numpy.random"].seed()
-        sys.argv = [sys.modules["ipykernel"].__path__[0] + "_launcher.py", *request["argv"]]
-        del request
-        from ipykernel import kernelapp
+        if config.get("kind") == "cli":
+            code = _run_cli(request["argv"])
+        else:
+            sys.argv = [sys.modules["ipykernel"].__path__[0] + "_launcher.py", *request["argv"]]
+            del request
+            from ipykernel import kernelapp
 
-        code = 0
-        kernelapp.launch_new_instance()
+            # read from the environment when ipykernel was imported (in the server): as for a
+            # launched kernel, no banner on stdout, and the driver is its parent
+            parent = int(os.environ.get("JPY_PARENT_PID") or 0)
+            app_class = kernelapp.IPKernelApp
+            app_class.parent_handle.default_value = parent  # type: ignore[attr-defined]
+            static = getattr(app_class, "_static_immutable_initial_values", None)
+            if isinstance(static, dict) and "parent_handle" in static:  # traitlets 5 caches it
+                static["parent_handle"] = parent
+            code = 0
+            kernelapp.launch_new_instance()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
