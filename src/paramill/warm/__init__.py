@@ -383,16 +383,18 @@ def fork(
 ) -> Any:
     """Ask a connected server for a kernel (a ``ForkedKernel``); the request (env included)
     goes in a memfd."""
-    pid = _send_fork(sock, argv, cwd, env, stdio)
+    pid, info = _send_fork(sock, argv, cwd, env, stdio)
     sock.setblocking(False)
     from ..forkserver import ForkedKernel
 
-    return ForkedKernel(sock, pid)
+    kernel = ForkedKernel(sock, pid)
+    kernel.connection = info  # type: ignore[attr-defined]
+    return kernel
 
 
 def _send_fork(
     sock: socket.socket, argv: list[str], cwd: str, env: dict[str, str], stdio: list[int]
-) -> int:
+) -> tuple[int, dict | None]:
     memfd = os.memfd_create("paramill-warm-request", os.MFD_CLOEXEC)
     try:
         os.write(memfd, json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode())
@@ -403,14 +405,15 @@ def _send_fork(
     sock.settimeout(30)
     line = b""
     while not line.endswith(b"\n"):
-        chunk = sock.recv(64)
+        chunk = sock.recv(4096)
         if not chunk:
             raise ConnectionResetError(errno.ECONNRESET, "the warm server closed the connection")
         line += chunk
-    word, value = line.split()[:2]
-    if word != b"pid":
+    parts = line.strip().split(b" ", 2)
+    if parts[0] != b"pid" or len(parts) < 2:
         raise OSError(f"the warm server failed to fork: {line.decode().strip()}")
-    return int(value)
+    # a spare kernel (initialized ahead) comes with its own connection
+    return int(parts[1]), (json.loads(parts[2]) if len(parts) > 2 else None)
 
 
 # -- the command line itself, forked from a warm paramill ------------------------------------------
@@ -486,7 +489,7 @@ def run_cli(argv: list[str]) -> int | None:
             _cli_go = start_server(where, key, CLI_PRELOAD, dict(os.environ), kind="cli")
         return None
     try:
-        pid = _send_fork(sock, argv, cwd, dict(os.environ), [0, 1, 2])
+        pid, _ = _send_fork(sock, argv, cwd, dict(os.environ), [0, 1, 2])
     except OSError:
         sock.close()
         return None

@@ -49,6 +49,10 @@ class WarmProvisioner(ForkServerProvisioner):
         self.process = kernel
         self.pid = self.pgid = kernel.pid
         self.cwd = cwd
+        spare = getattr(kernel, "connection", None)
+        if spare:  # a kernel started ahead, on its own connection (already bound)
+            self.connection_info = {**spare, "key": spare["key"].encode()}
+            return self.connection_info
         await self._wait_bound(cwd)
         return self.connection_info
 
@@ -98,6 +102,42 @@ class WarmProvisioner(ForkServerProvisioner):
         if missing:  # imports the server never saw: a replacement with them takes over
             self._go = start_server(where, key, wanted, env)
         return kernel
+
+    @staticmethod
+    async def wait_ready(kc: Any, timeout: float) -> None:
+        """``wait_for_ready`` without its fixed 0.2 s of listening for stray IOPub messages:
+        done once IOPub carries the idle status of the latest kernel_info request (it is
+        subscribed, and nothing older is left queued); asks again if it was subscribed late."""
+        import asyncio
+        from queue import Empty
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if loop.time() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+            msg_id = kc.kernel_info()
+            try:
+                reply = await kc.shell_channel.get_msg(timeout=1)
+            except Empty:
+                if not await kc._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info") from None
+                continue
+            if reply["msg_type"] != "kernel_info_reply":
+                continue
+            end = loop.time() + 0.25
+            while (left := end - loop.time()) > 0:
+                try:
+                    msg = await kc.iopub_channel.get_msg(timeout=left)
+                except Empty:
+                    break
+                if (
+                    msg["msg_type"] == "status"
+                    and msg["content"].get("execution_state") == "idle"
+                    and msg["parent_header"].get("msg_id") == msg_id
+                ):
+                    kc._handle_kernel_info_reply(reply)
+                    return
 
     async def cleanup(self, restart: bool = False) -> None:
         if self._go is not None:  # the run is over: a server it started may import now

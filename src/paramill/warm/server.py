@@ -214,6 +214,26 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
     forks = 0
     last = time.monotonic()
     listening = True
+    # a spare: a kernel forked and initialized ahead, handed to the next request (kernel kind)
+    spare: dict | None = None
+    spare_failures = 0
+    spares = config.get("kind", "kernel") == "kernel" and config.get("spare", True)
+    files: dict[int, list[str]] = {}  # pid -> the spare's files, removed when it exits
+
+    def drop_spare() -> None:
+        nonlocal spare
+        if spare is None:
+            return
+        _killpg(spare["pid"])
+        selector.unregister(spare["pidfd"])
+        os.close(spare["pidfd"])
+        spare["ctl"].close()
+        try:
+            os.waitpid(spare["pid"], 0)
+        except ChildProcessError:
+            pass
+        _remove(spare["files"])
+        spare = None
 
     def ours(path: str) -> bool:
         try:
@@ -235,11 +255,16 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                     pass
         selector.unregister(listener)
         listener.close()
+        drop_spare()
 
     try:
         while True:
             if not kernels and not listening:
                 return  # retired and done
+            if spares and spare is None and listening and spare_failures < 3:
+                spare = _make_spare(folder, selector, listener, kernels, libc, forks)
+                if spare is not None:
+                    selector.register(spare["pidfd"], selectors.EVENT_READ, "spare-exit")
             timeout = None
             if not kernels:
                 timeout = max(0.0, last + idle - time.monotonic())
@@ -262,8 +287,26 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                         conn.close()
                         continue
                     op = request.get("op")
+                    if op == "fork" and listening and spare is not None and _ready(spare):
+                        handed = _hand_over(spare, conn, fds)
+                        selector.unregister(spare["pidfd"])
+                        if handed:
+                            forks += 1
+                            kernels[spare["pidfd"]] = (spare["pid"], conn)
+                            by_conn[conn.fileno()] = spare["pid"]
+                            files[spare["pid"]] = spare["files"]
+                            selector.register(spare["pidfd"], selectors.EVENT_READ, "exit")
+                            selector.register(conn, selectors.EVENT_READ, "conn")
+                            spare = None
+                            continue
+                        selector.register(spare["pidfd"], selectors.EVENT_READ, "spare-exit")
+                        drop_spare()
+                        spare_failures += 1
                     if op == "fork" and listening:
-                        child = _fork_one(conn, fds, listener, selector, kernels, libc, config)
+                        extra = [spare["pidfd"], spare["ctl"].fileno()] if spare else []
+                        child = _fork_one(
+                            conn, fds, listener, selector, kernels, libc, config, extra
+                        )
                         if child is None:
                             conn.close()
                             continue
@@ -295,8 +338,13 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                     conn.close()
                     if op == "stop":
                         return
+                elif what == "spare-exit":  # died before it was handed over
+                    if spare is not None:
+                        drop_spare()
+                    spare_failures += 1
                 elif what == "exit":
                     pid, conn = kernels.pop(sel_key.fd)
+                    _remove(files.pop(pid, []))
                     selector.unregister(sel_key.fd)
                     os.close(sel_key.fd)
                     _, status = os.waitpid(pid, 0)
@@ -317,6 +365,7 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                         selector.unregister(sel_key.fileobj)
     finally:
         stop_listening()
+        drop_spare()
         for pid, _ in kernels.values():
             _killpg(pid)
         for pid, _ in list(kernels.values()):
@@ -324,6 +373,137 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+        for paths in files.values():
+            _remove(paths)
+
+
+def _remove(paths: list[str]) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+_PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+
+
+def _make_spare(folder, selector, listener, kernels, libc, n) -> dict | None:
+    """Fork a kernel now, on its own connection (IPC sockets in the warm folder, a new key):
+    the next request gets it already initialized, after it took the request's cwd, env and
+    stdio (its handover thread)."""
+    ip = os.path.join(folder, f"s{os.getpid()}-{n}-{os.urandom(3).hex()}")
+    info: dict = {name: i for i, name in enumerate(_PORTS, 1)}
+    info.update(ip=ip, key=os.urandom(32).hex(), transport="ipc")
+    info.update(signature_scheme="hmac-sha256", kernel_name="")
+    connection_file = ip + ".json"
+    fd = os.open(connection_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f)
+    paths = [connection_file] + [f"{ip}-{i}" for i in range(1, 6)]
+    ctl, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid:
+        theirs.close()
+        return {"pid": pid, "pidfd": os.pidfd_open(pid), "ctl": ctl, "info": info, "files": paths}
+    code = 1
+    try:
+        os.setsid()
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(devnull, target)
+        os.close(devnull)
+        ctl.close()
+        selector.close()
+        if listener.fileno() != -1:
+            listener.close()
+        for pidfd, (_, other) in kernels.items():
+            os.close(pidfd)
+            other.close()
+        if "numpy.random" in sys.modules:
+            sys.modules["numpy.random"].seed()
+        threading.Thread(target=_take_over, args=(theirs,), daemon=True).start()
+        sys.argv = [sys.modules["ipykernel"].__path__[0] + "_launcher.py", "-f", connection_file]
+        from ipykernel import kernelapp
+
+        code = 0
+        kernelapp.launch_new_instance()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        code = 1
+    finally:
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]
+            atexit._run_exitfuncs()
+        finally:
+            os._exit(code)
+
+
+def _take_over(ctl: socket.socket) -> None:
+    """In a spare: wait for the request, then become its kernel (cwd, env, stdio)."""
+    try:
+        _, fds, _, _ = socket.recv_fds(ctl, 1024, 4)
+    except OSError:
+        os._exit(1)
+    if len(fds) != 4:
+        os._exit(1)  # the server is gone: this spare is not needed
+    with os.fdopen(fds[3], "rb") as f:
+        f.seek(0)
+        request = json.loads(f.read())
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    time.tzset()
+    sys.dont_write_bytecode = bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))
+    del request
+    # ipykernel captures fds 1 and 2 and echoes to copies of them: those become the request's
+    os.dup2(fds[0], 0)
+    for fd, stream, default in ((fds[1], sys.stdout, 1), (fds[2], sys.stderr, 2)):
+        copy = getattr(stream, "_original_stdstream_copy", None)
+        os.dup2(fd, copy if copy is not None else default)
+    for fd in fds[:3]:
+        os.close(fd)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and isinstance(shell.user_ns.get("_dh"), list):
+            shell.user_ns["_dh"][:] = [os.getcwd()]
+    except Exception:
+        pass
+    ctl.sendall(b"ok\n")
+    ctl.close()
+
+
+def _ready(spare: dict) -> bool:
+    """Whether a spare has bound its sockets (it answers as soon as its loop runs)."""
+    return all(os.path.exists(path) for path in spare["files"][1:])
+
+
+def _hand_over(spare: dict, conn: socket.socket, fds: list[int]) -> bool:
+    """Give the request to the spare; tell the driver its pid and connection."""
+    try:
+        if len(fds) != 4:
+            return False
+        socket.send_fds(spare["ctl"], [b"take"], fds)
+        spare["ctl"].settimeout(10)
+        if spare["ctl"].recv(16) != b"ok\n":
+            return False
+        info = json.dumps(spare["info"]).encode()
+        conn.setblocking(True)
+        conn.sendall(b"pid %d %s\n" % (spare["pid"], info))
+        for fd in fds:
+            os.close(fd)
+        return True
+    except OSError:
+        return False  # the request's fds stay open: a fresh fork takes them
+    finally:
+        spare["ctl"].close()
 
 
 def _run_cli(argv: list[str]) -> int:
@@ -412,7 +592,7 @@ def _receive(conn: socket.socket) -> tuple[dict | None, list[int]]:
         return None, []
 
 
-def _fork_one(conn, fds, listener, selector, kernels, libc, config) -> int | None:
+def _fork_one(conn, fds, listener, selector, kernels, libc, config, extra=()) -> int | None:
     conn.setblocking(True)
     if len(fds) != 4:
         for fd in fds:
@@ -448,6 +628,8 @@ def _fork_one(conn, fds, listener, selector, kernels, libc, config) -> int | Non
         for pidfd, (_, other) in kernels.items():
             os.close(pidfd)
             other.close()
+        for fd in extra:
+            os.close(fd)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
