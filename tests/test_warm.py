@@ -173,12 +173,15 @@ def test_a_run_leaves_nothing_for_the_next(tmp_path, warm_dir):
     server = serving(preload=lambda p: "statistics" in p)
     seen.add(server["pid"])
     for i, where in enumerate(("a", "b"), 1):
+        # a spare kernel (started ahead, in the server's cwd and env) takes the run's
+        wait_until(lambda: kernel_servers()[0]["spare_ready"], what="a spare kernel")
         env = {"RUN_ONLY_VALUE": f"value-{i}"}
         done = run_cli("--warm", nb, tmp_path / f"o{i}.ipynb", "--cwd", tmp_path / where, env=env)
         assert done.returncode == 0, done.stderr
         first = outputs(tmp_path / f"o{i}.ipynb")[1].strip()
         assert first == f"2 None False None value-{i} {tmp_path / where} False"
         assert ids(tmp_path / f"o{i}.ipynb")[1] == server["pid"]
+    assert kernel_servers()[0]["spares_used"] == 2
     with open(f"/proc/{server['pid']}/environ", "rb") as f:
         assert b"RUN_ONLY_VALUE" not in f.read()
 
@@ -383,7 +386,9 @@ def test_a_forked_command_line_keeps_exit_codes_stdio_and_signals(tmp_path, warm
     done = run_cli("--warm", "-", "-", input=failing.read_text())  # stdin in, stdout out
     assert done.returncode == 1
     assert "ValueError: boom" in done.stderr and "paramill: error" in done.stderr
-    assert nbformat.reads(done.stdout, 4).cells[1].outputs[0]["evalue"] == "boom"
+    cells = nbformat.reads(done.stdout, 4).cells
+    errors = [o for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert [e["evalue"] for e in errors] == ["boom"]
     assert next(s for s in warm.servers() if s["kind"] == "cli")["forks"] == cli["forks"] + 1
     proc = subprocess.Popen(
         [*PARAMILL, "--warm", str(nb), str(tmp_path / "o1.ipynb")],

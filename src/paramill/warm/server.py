@@ -217,6 +217,7 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
     # a spare: a kernel forked and initialized ahead, handed to the next request (kernel kind)
     spare: dict | None = None
     spare_failures = 0
+    spares_used = 0
     spares = config.get("kind", "kernel") == "kernel" and config.get("spare", True)
     files: dict[int, list[str]] = {}  # pid -> the spare's files, removed when it exits
 
@@ -292,6 +293,7 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                         selector.unregister(spare["pidfd"])
                         if handed:
                             forks += 1
+                            spares_used += 1
                             kernels[spare["pidfd"]] = (spare["pid"], conn)
                             by_conn[conn.fileno()] = spare["pid"]
                             files[spare["pid"]] = spare["files"]
@@ -326,6 +328,8 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                             "kernels": sorted(pid for pid, _ in kernels.values()),
                             "forks": forks,
                             "listening": listening,
+                            "spare_ready": spare is not None and _ready(spare),
+                            "spares_used": spares_used,
                         }
                     elif op in ("stop", "retire"):
                         stop_listening()
