@@ -19,6 +19,12 @@ runs, from any process of the user, get a fork of it with the notebook's imports
   reads;
 - a server that is gone (crashed, killed) is detected at connect: one log line, a cold run;
 - idle exit after ``PARAMILL_WARM_IDLE`` seconds (default 900) without a kernel or request.
+
+Two kinds of servers: ``kernel`` (forks kernels; keeps one spare kernel initialized ahead and
+hands it to the next request) and ``cli`` (forks paramill's command line itself, with its
+imports done: ``run_cli``; the kernel of that run then comes from a ``kernel`` server).
+Not re-randomizable after fork: the str hash seed, chosen when a server starts and shared by
+its forks (``PYTHONHASHSEED`` in the run's environment is part of the key, so is honoured).
 """
 
 from __future__ import annotations
