@@ -119,7 +119,8 @@ def main() -> None:
                 base.wall(cmd, wenv)
             elapsed = time.perf_counter() - began
             after = {kind: base_proc(pid) for kind, pid in servers.items()}
-            left = {kind: children(pid) for kind, pid in servers.items()}
+            spare = {s.get("spare_pid") for s in status(exe, wenv)}  # started ahead: not left
+            left = {kind: set(children(pid)) - spare for kind, pid in servers.items()}
             now = {s["kind"]: s["pid"] for s in status(exe, wenv) if s["state"] == "serving"}
         finally:
             subprocess.run([exe, "warm", "stop"], env=wenv, capture_output=True)
@@ -142,7 +143,7 @@ def main() -> None:
         print(
             f"  {kind} server (pid {pid}): RSS {b['rss_kb'] / 1024:.1f} MB -> "
             f"{a['rss_kb'] / 1024:.1f} MB, fds {b['fds']} -> {a['fds']}; "
-            f"children left: {len(left[kind])}"
+            f"processes left (besides the spare kernel): {len(left[kind])}"
         )
 
 

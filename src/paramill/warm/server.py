@@ -329,6 +329,7 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
                             "forks": forks,
                             "listening": listening,
                             "spare_ready": spare is not None and _ready(spare),
+                            "spare_pid": spare["pid"] if spare is not None else None,
                             "spares_used": spares_used,
                         }
                     elif op in ("stop", "retire"):
