@@ -109,6 +109,16 @@ def main() -> None:
                 rows.append((name, med, goal))
                 print(f"  {name} done", file=sys.stderr, flush=True)
 
+            # the first warm run (no server yet: a cold run that starts them) vs a cold run
+            first: list[float] = []
+            cold: list[float] = []
+            stop = [exe, "warm", "stop"]
+            for _ in range(args.repeat):
+                subprocess.run(stop, env=wenv, capture_output=True)
+                first.append(base.wall([exe, "--warm", str(trivial), str(out / "f.ipynb")], wenv))
+                subprocess.run(stop, env=wenv, capture_output=True)
+                cold.append(base.wall([exe, str(trivial), str(out / "c.ipynb"), *quiet], wenv))
+            print("  first --warm runs done", file=sys.stderr, flush=True)
             cmd = [exe, "--warm", str(trivial), str(out / "seq.ipynb"), *quiet]
             base.wall(cmd, wenv)  # the trivial notebook's server again (bikeshare's replaced it)
             wait_serving(exe, wenv)
@@ -134,6 +144,11 @@ def main() -> None:
             f"{med['paramill --warm']:>9.3f}s{ratio:>7.2f}x{goal:>6g}x  "
             f"{'yes' if ratio >= goal else 'NO'}"
         )
+    f, c = statistics.median(first), statistics.median(cold)
+    print(
+        f"first --warm run, no server yet (trivial): {f:.3f}s vs cold paramill {c:.3f}s "
+        f"({f / c:.2f}x the time; goal: no slower)"
+    )
     print(
         f"\n{args.runs} sequential --warm runs: {elapsed:.1f} s ({elapsed / args.runs:.3f} s each);"
         f" servers {'kept' if now == servers else 'REPLACED'}"
