@@ -115,7 +115,7 @@ def main() -> None:
             stop = [exe, "warm", "stop"]
             for _ in range(args.repeat):
                 subprocess.run(stop, env=wenv, capture_output=True)
-                first.append(base.wall([exe, "--warm", str(trivial), str(out / "f.ipynb")], wenv))
+                first.append(base.wall([exe, "--warm", str(trivial), str(out / "f.ipynb"), *quiet], wenv))
                 subprocess.run(stop, env=wenv, capture_output=True)
                 cold.append(base.wall([exe, str(trivial), str(out / "c.ipynb"), *quiet], wenv))
             print("  first --warm runs done", file=sys.stderr, flush=True)
