@@ -115,7 +115,8 @@ def main() -> None:
             stop = [exe, "warm", "stop"]
             for _ in range(args.repeat):
                 subprocess.run(stop, env=wenv, capture_output=True)
-                first.append(base.wall([exe, "--warm", str(trivial), str(out / "f.ipynb"), *quiet], wenv))
+                warm_first = [exe, "--warm", str(trivial), str(out / "f.ipynb"), *quiet]
+                first.append(base.wall(warm_first, wenv))
                 subprocess.run(stop, env=wenv, capture_output=True)
                 cold.append(base.wall([exe, str(trivial), str(out / "c.ipynb"), *quiet], wenv))
             print("  first --warm runs done", file=sys.stderr, flush=True)
