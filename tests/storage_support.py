@@ -249,7 +249,7 @@ def azure_fs(server: Server) -> Any:
 
 
 def gcs_fs(server: Server) -> Any:
-    # gcsfs.GCSFileSystem would hang on an emulator (see paramill.storage._filesystem_class)
+    # gcsfs.GCSFileSystem would hang on an emulator (see paramill.storage.remote._filesystem_class)
     from gcsfs.core import GCSFileSystem
 
     return GCSFileSystem(

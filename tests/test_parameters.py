@@ -8,8 +8,9 @@ import math
 import pytest
 
 from paramill.errors import ParameterError
+from paramill.magics import blank_magics
 from paramill.parameters import check_parameters, resolve
-from paramill.parameters.inspect import inspect_python
+from paramill.parameters.declared import inspect_python
 from paramill.parameters.sources import cast_value, load_base64, load_yaml
 from paramill.parameters.translators import PythonTranslator, escaped_str, get_translator
 
@@ -248,6 +249,25 @@ def test_inspect_gives_up_on_cells_that_are_not_python(caplog):
     caplog.clear()
     assert inspect_python("x = " + "-" * 100_000 + "1") == []
     assert caplog.messages == ["Unable to parse the parameters cell: nested too deeply."]
+
+
+def test_ipython_lines_are_blanked_silently_by_one_rule(caplog):
+    # IPython runs all of these, so reading the cell must neither fail nor warn; "?" is one of
+    # IPython's escapes (help) like "%" and "!" -- inspection used to warn about it, the sweep's
+    # import scan blanked it: both now use paramill.magics.
+    cell = (
+        "%matplotlib inline\n!ls\n?len\n??str.join\nlen?\nos.path.join??\n%time?\n"
+        "%%capture\na = 1  # first\nb = 'x?'\nc = a if a else 2  # why?"
+    )
+    assert blank_magics(cell.split("\n"))[:7] == [""] * 7
+    assert blank_magics(["b = 'x?'", "  %env A=1", "x = y?z"]) == ["b = 'x?'", "", "x = y?z"]
+    params = inspect_python(cell)
+    assert [(p.name, p.default, p.help) for p in params] == [
+        ("a", "1", "first"),
+        ("b", "'x?'", ""),
+        ("c", "a if a else 2", "why?"),
+    ]
+    assert caplog.messages == []
 
 
 @pytest.mark.parametrize(

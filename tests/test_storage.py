@@ -23,6 +23,7 @@ import pytest
 from paramill import storage
 from paramill.errors import OutputError, StorageError
 from paramill.execute import execute_notebook, run, write_notebook
+from paramill.storage.locations import normalize_url
 from tests.conftest import make_notebook
 from tests.storage_support import (
     S3_KEY,
@@ -637,23 +638,47 @@ def test_missing_extra_names_the_pip_command(
     assert url in done.stderr
 
 
+def test_missing_backend_is_a_storage_error_and_a_missing_dependency(tmp_path: Path) -> None:
+    # MissingDependencyError is raised for Dask, jupytext, nbconvert and pandas too, so it is no
+    # StorageError itself; a missing storage backend is both (and exits 6 like either)
+    code = (
+        "import sys; sys.modules['s3fs'] = None\n"
+        "from paramill import storage\n"
+        "from paramill.errors import MissingBackendError, MissingDependencyError, StorageError\n"
+        "assert not issubclass(MissingDependencyError, StorageError)\n"
+        "try:\n"
+        "    storage.read_text('s3://bucket/in.ipynb')\n"
+        "except MissingDependencyError as exc:\n"
+        "    print(type(exc).__name__, isinstance(exc, StorageError), exc.exit_code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env=store_free_env(),
+    )
+    assert done.stdout.split() == ["MissingBackendError", "True", "6"], done.stderr
+
+
 # -- locations and options (no server) -------------------------------------------------------
 
 
 def test_papermill_spellings() -> None:
-    assert storage._normalize_url("abs://acct.blob.core.windows.net/box/a/b.ipynb?sv=1&sig=x") == (
+    assert normalize_url("abs://acct.blob.core.windows.net/box/a/b.ipynb?sv=1&sig=x") == (
         "az://box/a/b.ipynb",
         {"account_name": "acct", "sas_token": "sv=1&sig=x"},
     )
     with pytest.raises(StorageError, match="abs://ACCOUNT.blob.core.windows.net/CONTAINER/PATH"):
-        storage._normalize_url("abs://box/b.ipynb")
+        normalize_url("abs://box/b.ipynb")
     with pytest.raises(StorageError, match="Gen1.*az://CONTAINER/PATH"):
         storage.read_text("adl://store.azuredatalakestore.net/x.ipynb")
-    assert storage._normalize_url("https://github.com/org/repo/blob/v1.2/nb/a.ipynb") == (
+    assert normalize_url("https://github.com/org/repo/blob/v1.2/nb/a.ipynb") == (
         "https://raw.githubusercontent.com/org/repo/v1.2/nb/a.ipynb",
         {},
     )
-    assert storage._normalize_url("https://github.com/org/repo") == (
+    assert normalize_url("https://github.com/org/repo") == (
         "https://github.com/org/repo",
         {},
     )

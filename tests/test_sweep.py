@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 import paramill
+import paramill.sweeps
 from paramill.errors import ParameterError
 from paramill.sweeps import (
     SweepConsole,
@@ -437,3 +438,36 @@ def test_dask_local_cluster(report, tmp_path):
         while any(kernels_of(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(kernels_of(w) for w in workers)
+
+
+def test_dask_fail_fast_skips_the_runs_not_yet_done(write_nb, tmp_path):
+    """Fail-fast on Dask goes through the same tracker as the local executor: after the first
+    failure the runs still queued are cancelled and reported as skipped, not run."""
+    import distributed
+
+    nb = write_nb(
+        [
+            ("code", "x = 0", "parameters"),
+            "import time\nassert x != 0, 'first fails'\ntime.sleep(1)",
+        ]
+    )
+    started: list[int] = []
+
+    class Events(paramill.sweeps.SweepEvents):
+        def started(self, spec):
+            started.append(spec.index)
+
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        results = paramill.sweep(
+            nb, str(tmp_path / "o_{x}.ipynb"), {"x": list(range(6))},
+            executor="dask", client=client, fail_fast=True, events=Events(),
+        )  # fmt: skip
+    assert sorted(started) == list(range(6))  # all queued on the cluster at once
+    assert results[0].status == "failed"
+    # one run at a time, a second each: the last ones were still queued when the first failed
+    assert [r.status for r in results[-3:]] == ["skipped"] * 3
+    assert not (tmp_path / "o_5.ipynb").exists()
+    assert sweep_exit_code(results) == 1

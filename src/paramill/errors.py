@@ -61,8 +61,16 @@ class StorageError(ParamillError):
     exit_code = 6
 
 
-class MissingDependencyError(StorageError):
-    """An optional dependency (an extra) is needed for this location or feature."""
+class MissingDependencyError(ParamillError):
+    """An optional dependency (an extra) is needed for a feature: Dask, jupytext, nbconvert,
+    pandas, a storage backend. Exit code 6, as before it had its own class."""
+
+    exit_code = 6
+
+
+class MissingBackendError(MissingDependencyError, StorageError):
+    """The storage backend of a location's protocol is not installed (``pip install
+    'paramill[s3]'``): both a missing dependency and a storage error."""
 
     exit_code = 6
 

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import notebook as nbops
 from . import storage, textnb
+from ._registry import is_default_engine
 from .errors import (
     ExecutionError,
     InputError,
@@ -260,7 +261,7 @@ def _rewrite_kernelspec(nb: NotebookNode, kernel_name: str) -> None:
 def get_engine(name: str | None) -> type:
     from .engine import NBClientEngine
 
-    if name in (None, "", "nbclient"):
+    if is_default_engine(name):
         return NBClientEngine
     from importlib.metadata import entry_points
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from . import notebook as nbops
 from .errors import InputError, MissingDependencyError
+from .storage import is_url
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -34,7 +35,7 @@ def extension(path: Any) -> str:
     if not isinstance(path, (str, os.PathLike)):
         return ""
     path = os.fspath(path)
-    if "://" in path:
+    if is_url(path):
         path = urlsplit(path).path
     return os.path.splitext(path)[1]
 

@@ -1,6 +1,6 @@
 """Parameters: where values come from, how each language renders them, what a notebook declares."""
 
-from .inspect import Parameter, check_parameters
+from .declared import Parameter, check_parameters
 from .sources import cast_value, json_safe, load_yaml, resolve
 from .translators import Translator, get_translator, register_translator
 

@@ -12,7 +12,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..errors import ParameterError
+from .. import storage
+from ..errors import ParameterError, StorageError
 
 
 def cast_value(value: str) -> Any:
@@ -147,9 +148,6 @@ def read_file(
     path: str | os.PathLike, storage_options: dict[str, Any] | None = None, what: str = "parameters"
 ) -> Any:
     """The parsed document in a ``what`` file (JSON or YAML, see ``parse_file_text``)."""
-    from .. import storage
-    from ..errors import StorageError
-
     try:
         text = storage.read_text(path, storage_options)
     except StorageError as exc:
@@ -158,8 +156,6 @@ def read_file(
 
 
 def load_file(path: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict:
-    from .. import storage
-
     return as_mapping(read_file(path, storage_options), storage.display_url(os.fspath(path)))
 
 

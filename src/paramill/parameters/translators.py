@@ -10,12 +10,10 @@ from __future__ import annotations
 import keyword
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ParameterError, UnsupportedLanguageError
-
-if TYPE_CHECKING:
-    from .inspect import Parameter
+from .declared import Parameter, inspect_python
 
 ENTRY_POINT_GROUP = "paramill.translators"
 
@@ -165,8 +163,6 @@ class PythonTranslator(Translator):
         return f'__import__("os").environ.pop({escaped_str(env_var)})'
 
     def inspect(self, source: str) -> list[Parameter]:
-        from .inspect import inspect_python
-
         return inspect_python(source)
 
 

@@ -438,6 +438,10 @@ CLI_PRELOAD = [
     "nbformat.v4",
     "nbclient",
     "paramill.cli",
+    "paramill.cli.run",
+    "paramill.cli.options",
+    "paramill.cli.exits",
+    "paramill.cli.values",
     "paramill.execute",
     "paramill.engine",
     "paramill.kernels",
@@ -565,7 +569,7 @@ def notebook_imports(nb: Any) -> list[str]:
     """The modules a notebook (a dict as read from JSON, or a NotebookNode) imports."""
     from types import SimpleNamespace
 
-    from ..sweeps import template_imports
+    from ..sweeps.plan import template_imports
 
     cells = []
     for cell in nb.get("cells", []) if isinstance(nb, dict) else nb.cells:

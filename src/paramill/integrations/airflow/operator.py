@@ -67,9 +67,9 @@ def _is_templated(path: Any) -> bool:
 def output_uri(path: str) -> str:
     """The Asset URI of an output location: URLs without credentials (user-info, a SAS query),
     local paths as file:// URIs."""
-    from paramill.storage import display_url
+    from paramill.storage import display_url, is_url
 
-    if "://" in path:
+    if is_url(path):
         return display_url(path)
     return "file://" + os.path.abspath(path)
 

@@ -11,7 +11,7 @@ import ast
 import re
 from collections.abc import Callable
 
-from .inspect import Parameter
+from .declared import _NO_VALUE, Parameter
 
 _R_ASSIGN = re.compile(
     r"\s*(?P<name>(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*)\s*(?:<<-|<-|=(?!=))\s*(?P<value>.*)\Z",
@@ -118,8 +118,6 @@ def _string_value(text: str) -> object:
 
 
 def _infer_r(value: str) -> tuple[str, object]:
-    from .inspect import _NO_VALUE
-
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         return "character", _string_value(value)
     if value in ("TRUE", "FALSE", "T", "F"):
@@ -134,8 +132,6 @@ def _infer_r(value: str) -> tuple[str, object]:
 
 
 def _infer_julia(value: str) -> tuple[str, object]:
-    from .inspect import _NO_VALUE
-
     if len(value) >= 2 and value[0] == value[-1] == '"':
         return "String", _string_value(value.replace("\\$", "$"))
     if value in ("true", "false"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ParameterError
+from ..magics import blank_magics
 
 logger = logging.getLogger("paramill")
 
@@ -58,11 +59,12 @@ MAX_UNPARSABLE_LINES = 100
 
 def _parse_what_parses(source: str) -> tuple[ast.Module, str] | None:
     """The cell's syntax tree and the text it was parsed from, without the lines that are not
-    Python: IPython magics and shell escapes are blanked silently; a line that breaks parsing
-    (``files = !ls``, a stray ``= 2``) is blanked with papermill's warning and parsing retried,
-    so every statement that can be read is kept. None when nothing can be recovered."""
+    Python: IPython's magics, shell escapes and help requests are blanked silently (``magics``);
+    a line that breaks parsing (``files = !ls``, a stray ``= 2``) is blanked with papermill's
+    warning and parsing retried, so every statement that can be read is kept. None when nothing
+    can be recovered."""
     original = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = ["" if line.lstrip().startswith(("%", "!")) else line for line in original]
+    lines = blank_magics(original)
 
     def drop(number: int) -> None:
         logger.warning("Unable to parse line %s '%s'.", number, original[number - 1])
