@@ -319,7 +319,7 @@ def test_status_and_stop(tmp_path, warm_dir):
     stop = run_cli("warm", "stop")
     assert stop.returncode == 0 and f"stopped {server['key']}" in stop.stdout
     assert _gone(server["pid"])
-    assert "no warm kernel servers" in run_cli("warm", "status").stdout
+    assert "no warm servers" in run_cli("warm", "status").stdout
 
 
 def test_an_unsafe_folder_means_a_cold_run(tmp_path, monkeypatch):
