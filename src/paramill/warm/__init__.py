@@ -495,7 +495,8 @@ def run_cli(argv: list[str]) -> int | None:
     try:
         sock = _open_fork_connection(where, key.digest)
     except OSError:
-        if _cli_go is None:
+        failed = os.path.exists(_path(where, key.digest, ".failed"))  # cannot import paramill
+        if _cli_go is None and not failed:
             _cli_go = start_server(where, key, CLI_PRELOAD, dict(os.environ), kind="cli")
         return None
     try:

@@ -146,6 +146,11 @@ def main(argv: list[str]) -> None:
     kind = config.get("kind", "kernel")
     preloaded = _preload(folder, key, [m for m in config["preload"] if m not in unsafe], kind)
     if kind == "cli":
+        if "paramill.cli.run" not in preloaded:  # forks could not run: say so, do not serve
+            with open(os.path.join(folder, f"{key}.failed"), "w") as f:
+                f.write("paramill.cli.run could not be imported\n")
+            _say("paramill's command line cannot be imported here: not serving")
+            return
         try:  # what every run would do first: compile the notebook schema's validator
             from nbformat.validator import get_validator
 
