@@ -413,3 +413,42 @@ def test_a_forked_command_line_keeps_exit_codes_stdio_and_signals(tmp_path, warm
         or "terminated" in err
     )
     wait_until(lambda: _gone(kernel), 20, "the kernel gone")
+
+
+def test_cli_server_killed_mid_run_fails_cleanly(tmp_path, warm_dir):
+    folder, seen = warm_dir
+    nb = write(tmp_path / "in.ipynb", [IDENTITY, "import time\ntime.sleep(60)"])
+    warmup = write(tmp_path / "w.ipynb", [IDENTITY, "import time"])
+    assert run_cli("--warm", warmup, tmp_path / "w.out").returncode == 0
+    serving()
+    wait_until(
+        lambda: [s for s in warm.servers() if s.get("kind") == "cli" and s["state"] == "serving"],
+        what="the command-line server",
+    )
+    cli = next(s for s in warm.servers() if s.get("kind") == "cli")
+    seen.update(s["pid"] for s in warm.servers() if s.get("pid"))
+    proc = subprocess.Popen(
+        [*PARAMILL, "--warm", str(nb), str(tmp_path / "o1.ipynb")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def running() -> int | None:
+        try:
+            return int(outputs(tmp_path / "o1.ipynb")[0].split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    kernel = wait_until(running, what="the kernel running")
+    run = next(s for s in warm.servers() if s.get("kind") == "cli")["kernels"][0]
+    os.kill(cli["pid"], signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip().splitlines()[-1] == (
+        "paramill: error: the warm paramill server died during the run"
+    )
+    wait_until(lambda: _gone(run) and _gone(kernel), 20, "the run and its kernel gone")
+    # the next run starts on its own (and a new command-line server after it)
+    done = run_cli("--warm", nb.with_name("w.ipynb"), tmp_path / "o2.ipynb")
+    assert done.returncode == 0, done.stderr
