@@ -76,6 +76,7 @@ def main() -> None:
         sys.exit(f"bench: no papermill at {args.papermill} (make bench/.venv-papermill/.installed)")
     exe = args.paramill
     rows = []
+    raw: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="paramill-wbench-") as tmp:
         folder = Path(tmp)
         env = base.write_kernelspec(folder / "jupyter")
@@ -107,6 +108,7 @@ def main() -> None:
                         times[tool].append(base.wall(commands[tool], wenv))
                 med = {t: statistics.median(v) for t, v in times.items()}
                 rows.append((name, med, goal))
+                raw[name] = times
                 print(f"  {name} done", file=sys.stderr, flush=True)
 
             # the first warm run (no server yet: a cold run that starts them) vs a cold run
@@ -145,6 +147,9 @@ def main() -> None:
             f"{med['paramill --warm']:>9.3f}s{ratio:>7.2f}x{goal:>6g}x  "
             f"{'yes' if ratio >= goal else 'NO'}"
         )
+    for name, times in raw.items():
+        shown = "; ".join(f"{t}: {' '.join(f'{x:.2f}' for x in v)}" for t, v in times.items())
+        print(f"  {name} runs (s): {shown}")
     f, c = statistics.median(first), statistics.median(cold)
     print(
         f"first --warm run, no server yet (trivial): {f:.3f}s vs cold paramill {c:.3f}s "
