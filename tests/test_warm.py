@@ -452,3 +452,23 @@ def test_cli_server_killed_mid_run_fails_cleanly(tmp_path, warm_dir):
     # the next run starts on its own (and a new command-line server after it)
     done = run_cli("--warm", nb.with_name("w.ipynb"), tmp_path / "o2.ipynb")
     assert done.returncode == 0, done.stderr
+
+
+def test_pyproject_config_turns_warm_on_and_sets_the_idle_time(tmp_path, warm_dir):
+    folder, seen = warm_dir
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("[tool.paramill]\nwarm = true\nwarm_idle = 45\n")
+    nb = write(project / "in.ipynb", [IDENTITY])
+    env = {warm.IDLE_VAR: ""}
+    first = run_cli(nb, project / "o1.ipynb", cwd=project, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "no warm kernel server yet" in first.stderr
+    server = serving(idle_timeout=45)
+    seen.add(server["pid"])
+    done = run_cli(nb, project / "o2.ipynb", cwd=project, env=env)
+    assert done.returncode == 0, done.stderr
+    assert ids(project / "o2.ipynb")[1] == server["pid"]
+    off = run_cli("--no-warm", nb, project / "o3.ipynb", cwd=project, env=env)
+    assert off.returncode == 0, off.stderr
+    assert ids(project / "o3.ipynb")[1] != server["pid"]
