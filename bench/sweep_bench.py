@@ -75,8 +75,8 @@ def trivial_notebook(folder: Path) -> Path:
 
 def shell_loop(papermill: str, nb: Path, out: Path, name: str, values: list[str]) -> str:
     lines = [
-        f"{papermill} {nb} {out}/{name}_{v}.ipynb -p {name} {v} --no-progress-bar --log-level ERROR"
-        for v in values
+        f"{papermill} {nb} {out}/{name}_{v}.ipynb -p {name} {v} --no-progress-bar "
+        "--log-level ERROR" for v in values
     ]
     return " && ".join(lines)
 
@@ -225,8 +225,7 @@ def main() -> None:
                                 env, cwd=work)  # fmt: skip
         loop = " && ".join(
             f"{papermill} {BIKESHARE} b/report_{d}_{c}.ipynb -p date {d} -p copy {c} "
-            f"--cwd {work} --no-progress-bar --log-level ERROR"
-            for d, c in pairs
+            f"--cwd {work} --no-progress-bar --log-level ERROR" for d, c in pairs
         )
         theirs = timed(loop, env, cwd=work, shell=True)
         for label, _ in variants:
