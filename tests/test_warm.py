@@ -472,3 +472,21 @@ def test_pyproject_config_turns_warm_on_and_sets_the_idle_time(tmp_path, warm_di
     off = run_cli("--no-warm", nb, project / "o3.ipynb", cwd=project, env=env)
     assert off.returncode == 0, off.stderr
     assert ids(project / "o3.ipynb")[1] != server["pid"]
+
+
+def test_a_hash_seed_in_the_environment_is_honoured(tmp_path, warm_dir, monkeypatch):
+    """The str hash seed cannot change after fork: PYTHONHASHSEED is part of the key, so a run
+    that sets it gets a server started with it."""
+    folder, seen = warm_dir
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    expected = subprocess.run(
+        [sys.executable, "-c", "print(hash('paramill'))"], capture_output=True, text=True
+    ).stdout.strip()
+    nb = write(tmp_path / "in.ipynb", ["print(hash('paramill'))", IDENTITY])
+    assert run_cli("--warm", nb, tmp_path / "o0.ipynb").returncode == 0
+    server = serving()
+    seen.add(server["pid"])
+    done = run_cli("--warm", nb, tmp_path / "o1.ipynb")
+    assert done.returncode == 0, done.stderr
+    assert ids(tmp_path / "o1.ipynb")[1] == server["pid"]
+    assert outputs(tmp_path / "o1.ipynb")[0].strip() == expected
