@@ -391,7 +391,10 @@ def fork(
     goes in a memfd."""
     pid, info = _send_fork(sock, argv, cwd, env, stdio)
     sock.setblocking(False)
-    from ..forkserver import ForkedKernel
+    try:  # where the kernel-source redesign puts the fork server
+        from ..kernel.forkserver.servers import ForkedKernel  # type: ignore[import-not-found]
+    except ImportError:
+        from ..forkserver import ForkedKernel
 
     kernel = ForkedKernel(sock, pid)
     kernel.connection = info  # type: ignore[attr-defined]
@@ -450,6 +453,7 @@ CLI_PRELOAD = [
     "paramill.secrets",
     "paramill.storage",
     "paramill.forkserver",
+    "paramill.kernel.forkserver",  # (after the kernel-source redesign)
     "paramill.warm.provisioner",
 ]
 _cli_go: int | None = None

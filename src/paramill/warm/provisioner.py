@@ -6,7 +6,14 @@ import logging
 import os
 from typing import Any
 
-from ..forkserver import ForkServerProvisioner, forkable
+try:  # where the kernel-source redesign puts the fork server
+    from ..kernel.forkserver.provisioner import (  # type: ignore[import-not-found]
+        ForkServerProvisioner,
+        _fd,
+        forkable,
+    )
+except ImportError:
+    from ..forkserver import ForkServerProvisioner, _fd, forkable
 from . import (
     Key,
     Unavailable,
@@ -57,8 +64,6 @@ class WarmProvisioner(ForkServerProvisioner):
         return self.connection_info
 
     def _warm(self, cmd: list[str], cwd: str, env: dict[str, str], kwargs: dict) -> Any:
-        from ..forkserver import _fd
-
         where = folder()
         python = _which(cmd[0], env)
         key = Key(self.kernel_spec, python, env, where)
