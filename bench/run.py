@@ -15,7 +15,7 @@ Measured (medians, or --stat min, of --repeat runs, tools interleaved, one warm-
   per-cell         (T(200 cells) - T(1 cell)) / 199 on CLI runs of ``x = 1`` cells; also shown
                    above the floor: the same cells sent with a bare jupyter_client loop
   --help/--version wall time of the console script
-  kernel shutdown  paramill.kernels.stop_kernel vs jupyter_client's default
+  kernel shutdown  paramill.kernel.lifecycle.stop_kernel vs jupyter_client's default
                    ``AsyncKernelManager.shutdown_kernel()`` (what nbclient/papermill call), on
                    kernels started the same way, until the kernel process is gone
 """
@@ -125,7 +125,7 @@ def check_same_kernel(tools: dict[str, str], env: dict[str, str], folder: Path) 
 async def kernel_floor(cells: int) -> float:
     """Seconds per ``x = 1`` cell over a bare client: execute, then wait for the kernel's idle
     status and the reply, as nbclient does, with no notebook tool around it."""
-    from paramill.kernels import start_kernel, stop_kernel
+    from paramill.kernel.lifecycle import start_kernel, stop_kernel
 
     async def one(kc) -> None:
         msg_id = kc.execute("x = 1")
@@ -175,7 +175,7 @@ def exit_clock(pid: int) -> Callable[[], float | None]:
 
 async def shutdown_once(how: str) -> tuple[float, float]:
     """(seconds until the shutdown call returned, seconds it returned after the kernel exited)"""
-    from paramill.kernels import start_kernel, stop_kernel
+    from paramill.kernel.lifecycle import start_kernel, stop_kernel
 
     km, kc = await start_kernel("python3")
     await kc.execute_interactive("x = 1", output_hook=lambda msg: None)

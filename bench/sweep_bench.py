@@ -112,8 +112,9 @@ for done, rss, fds in seen:
 
 
 async def handout(repeat: int) -> tuple[list[float], list[float]]:
-    from paramill.kernels import start_kernel, stop_kernel
-    from paramill.pool import KernelPool
+    from paramill.kernel.lifecycle import start_kernel, stop_kernel
+    from paramill.kernel.pool import KernelPool
+    from paramill.kernel.source import KernelRequest
 
     warm, cold = [], []
     with KernelPool(1, limit=repeat) as pool:
@@ -122,9 +123,9 @@ async def handout(repeat: int) -> tuple[list[float], list[float]]:
             while not all(t.done() for q in pool._queues.values() for t in q) or not pool._queues:
                 await asyncio.sleep(0.05)  # the next kernel is ready: measure only the hand-out
             began = time.perf_counter()
-            km, kc = await pool.acquire("python3")
+            kernel = await pool.acquire(KernelRequest("python3"))
             warm.append(time.perf_counter() - began)
-            await stop_kernel(km, kc)
+            await stop_kernel(kernel.manager, kernel.client)
     for _ in range(repeat):
         began = time.perf_counter()
         km, kc = await start_kernel("python3")
@@ -140,9 +141,9 @@ async def ready_latency(repeat: int, fork: bool) -> tuple[float, list[float]]:
 
     from jupyter_client import AsyncKernelManager
 
-    from paramill import forkserver
-    from paramill.kernels import ipc_dir, stop_kernel
-    from paramill.pool import connect_client
+    from paramill.kernel import forkserver
+    from paramill.kernel.ipc import ipc_dir
+    from paramill.kernel.lifecycle import connect_client, stop_kernel
 
     times = []
     for _ in range(repeat + 1):

@@ -10,8 +10,15 @@ from typing import Any
 
 import nbformat
 import pytest
+from hypothesis import settings
 
 PARAMILL = [sys.executable, "-m", "paramill"]
+
+# Every Hypothesis test draws the same examples on every run (CI must be reproducible) and keeps
+# no example database; a test's own @settings still sets its example count. tests/test_fuzz.py's
+# PARAMILL_FUZZ_EXPLORE=1 switches its own tests back to random draws.
+settings.register_profile("paramill", derandomize=True, database=None, deadline=None)
+settings.load_profile("paramill")
 
 
 # The parameters cell of papermill's fixture tests/notebooks/complex_parameters.ipynb (papermill

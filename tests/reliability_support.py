@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from paramill.kernels import IPC_LOCK
+from paramill.kernel.ipc import IPC_LOCK
 from tests.conftest import PARAMILL
 
 
@@ -128,7 +128,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox
 
 
 def in_process_ipc_dir() -> Path:
-    from paramill import kernels
+    from paramill.kernel import ipc as kernels
 
     return Path(kernels.ipc_dir())
 

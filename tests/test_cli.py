@@ -253,6 +253,9 @@ def test_signal_cancels_saves_and_cleans_up(write_nb, tmp_path, sig, code):
         except (OSError, ValueError, KeyError, IndexError):
             pass
         time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the long cell never showed as running in the saved output")
     sent = time.monotonic()
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=30)

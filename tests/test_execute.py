@@ -136,7 +136,7 @@ def test_exit_and_magic(write_nb, code, fails, ename):
     if fails:
         with pytest.raises(ExecutionError) as info:
             paramill.execute_notebook(src, None, progress_bar=False)
-        assert info.value.ename in (ename, "CellExecutionError")
+        assert info.value.ename == ename
     else:
         nb = paramill.execute_notebook(src, None, progress_bar=False)
         assert nb.cells[2].execution_count is None  # stopped there, cleanly
@@ -151,15 +151,21 @@ def test_raises_exception_tag_allowed_unless_strict(write_nb):
         paramill.execute_notebook(src, None, progress_bar=False, strict=True)
 
 
+def cell_seconds(nb: dict, text: str) -> float:
+    """papermill's duration of the cell whose source contains ``text``."""
+    cell = next(c for c in nb["cells"] if text in "".join(c["source"]) and c["cell_type"] == "code")
+    return cell["metadata"]["papermill"]["duration"]
+
+
 def test_cell_timeout(write_nb, tmp_path):
     src = write_nb(["x = 1", "import time; time.sleep(60)", "print('never')"])
     out = tmp_path / "out.ipynb"
-    t0 = time.monotonic()
     with pytest.raises(CellTimeoutError) as info:
         paramill.execute_notebook(src, out, execution_timeout=1, progress_bar=False)
-    assert time.monotonic() - t0 < 20
     assert info.value.cell_index == 1 and info.value.exit_code == 7
     saved = read_nb(out)
+    # from the cell's start, not the kernel's: stopped at the timeout, not at the sleep's end
+    assert cell_seconds(saved, "time.sleep(60)") < 1 + 10
     assert "timed out" in "".join(saved["cells"][0]["source"])
     assert statuses(saved)[-2:] == ["failed", "pending"]
     assert saved["metadata"]["papermill"]["exception"] is True
@@ -168,10 +174,10 @@ def test_cell_timeout(write_nb, tmp_path):
 def test_run_timeout(write_nb, tmp_path):
     src = write_nb(["import time", "time.sleep(60)"])
     out = tmp_path / "out.ipynb"
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # the run's timeout counts from the run's start, kernel start included
     with pytest.raises(RunTimeoutError) as info:
         paramill.execute_notebook(src, out, run_timeout=3, progress_bar=False)
-    assert time.monotonic() - t0 < 15
+    assert time.monotonic() - t0 < 3 + 15
     assert info.value.cell_index == 1
     assert "run timed out" in "".join(read_nb(out)["cells"][0]["source"])
 
@@ -181,12 +187,11 @@ def test_kernel_killed_mid_cell(write_nb, tmp_path):
         ["import os, signal", "print('dying'); os.kill(os.getpid(), signal.SIGKILL)", "2"]
     )
     out = tmp_path / "out.ipynb"
-    t0 = time.monotonic()
     with pytest.raises(KernelDiedError) as info:
         paramill.execute_notebook(src, out, progress_bar=False)
-    assert time.monotonic() - t0 < 15
     assert info.value.cell_index == 1 and info.value.exit_code == 138
     saved = read_nb(out)
+    assert cell_seconds(saved, "SIGKILL") < 10  # from the cell (the kill) to the detection
     assert "kernel died" in "".join(saved["cells"][0]["source"])
     assert statuses(saved)[-2:] == ["failed", "pending"]
 

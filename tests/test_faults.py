@@ -82,9 +82,11 @@ def test_kernel_fault_detected_marked_and_cleaned(sandbox, tmp_path, fault):  # 
     src = write(tmp_path / "in.ipynb", ["x = 1", pid_cell(pid_file, then), "print('never')"])
     out = tmp_path / "out.ipynb"
     killer = signal_kernel_when_ready(pid_file, sig) if sig else None
-    t0 = time.monotonic()
     result = paramill.run(src, out, **extra)
-    detected = time.monotonic() - (killer.sent_at if killer else t0)
+    # from the fault: the signal sent, or (os._exit) the pid file the cell wrote just before it
+    detected = (
+        time.monotonic() - killer.sent_at if killer else time.time() - pid_file.stat().st_mtime
+    )
     assert isinstance(result.error, KernelDiedError), result.error
     assert result.status == "kernel-died" and result.error.exit_code == 138
     assert result.error.cell_index == 1
@@ -122,6 +124,11 @@ def test_signal_during_kernel_start(sandbox, tmp_path):  # noqa: F811
     sandbox.assert_clean()
 
 
+def running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (a killed kernel its parent has not reaped yet)."""
+    return os.path.exists(f"/proc/{pid}") and not _zombie(pid)
+
+
 def test_repeated_signals_still_clean_up(sandbox, tmp_path):  # noqa: F811
     """A burst of SIGTERM/SIGINT (an impatient user, a scheduler escalating) during the run and
     its cleanup: the first signal decides the exit code; output saved, kernel gone."""
@@ -129,9 +136,11 @@ def test_repeated_signals_still_clean_up(sandbox, tmp_path):  # noqa: F811
     src = write(tmp_path / "in.ipynb", [pid_cell(pid_file), "1"])
     out = tmp_path / "out.ipynb"
     proc = start_cli(sandbox, src, out)
-    wait_for(lambda: pid_file.exists(), what="the cell to start")
-    time.sleep(0.2)
+    kernel = wait_for(lambda: read_pid(pid_file), what="the cell to start")
     sent = send(proc, signal.SIGINT)
+    # the burst comes once the first signal was acted on (the run stops its kernel), so that
+    # SIGINT is provably the first one paramill saw: the rest land in the cleanup
+    wait_for(lambda: not running(kernel), timeout=30, what="the first signal to stop the kernel")
     for i in range(40):
         if proc.poll() is not None:
             break
@@ -139,7 +148,7 @@ def test_repeated_signals_still_clean_up(sandbox, tmp_path):  # noqa: F811
         time.sleep(0.005)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
-    assert time.monotonic() - sent < 5
+    assert time.monotonic() - sent < 15  # from the first signal; the cleanup is not slowed down
     assert "Traceback" not in stderr and "paramill: error: run cancelled" in stderr
     assert_marked(read_nb(out), failing=0, banner="cancelled", total=2)
     sandbox.assert_clean()
@@ -174,7 +183,7 @@ def test_api_in_a_worker_thread(sandbox, tmp_path):  # noqa: F811
     assert host.wait(10) == -signal.SIGTERM
     killed = time.monotonic()
     wait_orphan_exit(kernel)
-    assert time.monotonic() - killed < 5
+    assert time.monotonic() - killed < 10  # ipykernel polls its parent every second
 
 
 def test_files_of_a_driver_killed_outright_are_removed_by_the_next_run(sandbox, tmp_path):  # noqa: F811
@@ -212,7 +221,7 @@ def test_a_live_folder_in_another_pid_namespace_is_left_alone(sandbox, tmp_path)
     import subprocess
     import sys
 
-    from paramill.kernels import IPC_LOCK, LEGACY_MAX_AGE
+    from paramill.kernel.ipc import IPC_LOCK, LEGACY_MAX_AGE
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a PID that no process here has (any more)
@@ -285,7 +294,7 @@ def test_run_timeout_covers_kernel_start(sandbox, tmp_path):  # noqa: F811
     out = tmp_path / "out.ipynb"
     code, stderr, took = run_to_end(sandbox, src, out, "--timeout", "2", timeout=30)
     assert code == 8, stderr
-    assert took < 2 + 5, f"took {took:.1f} s"
+    assert took < 2 + 15, f"took {took:.1f} s"  # with the CLI's own start; far below 60 s
     assert "run timed out" in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
     saved = read_nb(out)
     assert "timed out" in "".join(saved["cells"][0]["source"])
@@ -297,10 +306,11 @@ def test_run_timeout_covers_kernel_start(sandbox, tmp_path):  # noqa: F811
 def test_cell_timeout_detected_and_cleaned(sandbox, tmp_path):  # noqa: F811
     src = write(tmp_path / "in.ipynb", ["x = 1", "import time; time.sleep(60)", "x"])
     out = tmp_path / "out.ipynb"
-    t0 = time.monotonic()
     result = paramill.run(src, out, execution_timeout=1)
-    took = time.monotonic() - t0
     assert isinstance(result.error, CellTimeoutError) and result.error.exit_code == 7
+    # from the cell's start (not the kernel's): stopped at the timeout, not at the sleep's end
+    slow = next(c for c in result.notebook.cells if "sleep(60)" in c.source)
+    took = slow.metadata.papermill.duration
     assert took < 1 + 8, f"took {took:.1f} s"
     assert_marked(read_nb(out), failing=1, banner="timed out", total=3)
     sandbox.assert_clean([in_process_ipc_dir()])

@@ -30,7 +30,7 @@ HEAVY = [
 ]
 # paramill's own run path: loaded once a command runs, never for --help or --version
 RUN_PATH = [
-    "paramill.execute",
+    "paramill.api",
     "paramill.engine",
     "paramill.sweeps",
     "paramill.records",

@@ -93,10 +93,14 @@ def test_missing_nbconvert_fails_before_a_kernel_starts(
 
 
 def test_screenshot_script_renders_a_report_to_png(write_nb, tmp_path: Path) -> None:
-    """examples/bikeshare/screenshot.sh (headless Chromium) on a report with a plot."""
+    """examples/bikeshare/screenshot.sh (headless Chromium) on a report with a plot. Chromium
+    comes from .ci/deps/screenshot.sh: neither the test nor the script it runs installs packages."""
+    import shutil
     import subprocess
 
     script = Path(__file__).resolve().parent.parent / "examples" / "bikeshare" / "screenshot.sh"
+    assert "apt-get" not in script.read_text()
+    assert shutil.which("chromium"), "chromium is missing: run .ci/deps/screenshot.sh"
     report = tmp_path / "r.html"
     paramill.run(write_nb(PLOT_CELLS), None, {"title": "Shot"}, html_output=report)
     png = tmp_path / "shot.png"

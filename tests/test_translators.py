@@ -506,7 +506,7 @@ def test_other_languages_have_no_introspection(cls):
 
 def test_strict_mode_checks_r_types(tmp_path):
     from paramill import notebook as nbops
-    from paramill.execute import parameterize
+    from paramill._run.prepare import parameterize
 
     nb = make_notebook([("code", "n <- 10L\nname <- 'a'", "parameters")], "ir", "R")
     nb = nbops.add_placeholders(nb)

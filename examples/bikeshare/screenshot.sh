@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Render the bikeshare HTML report to a PNG with headless Chromium (Debian's `chromium`, installed
-# here when missing) for the README: docs/bikeshare-report.png.
+# Render the bikeshare HTML report to a PNG with headless Chromium (Debian's `chromium`; install it
+# with .ci/deps/screenshot.sh) for the README: docs/bikeshare-report.png.
 #   usage: examples/bikeshare/screenshot.sh [REPORT.html] [OUT.png] [WIDTHxHEIGHT]
 # Run `make demo` first (it writes output/report_<date>.html). No network is used: the report is
 # self-contained and Chromium's background services are switched off.
@@ -10,11 +10,10 @@ report="$(realpath "${1:-$here/output/report_2019-11-07.html}")"
 out="${2:-$here/../../docs/bikeshare-report.png}"
 size="${3:-1000x1500}"
 [ -f "$report" ] || { echo "no report at $report: run 'make demo' first" >&2; exit 1; }
-if ! command -v chromium >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-         --no-install-recommends chromium fonts-dejavu-core; }
-fi
+command -v chromium >/dev/null || {
+  echo "chromium is not installed: run .ci/deps/screenshot.sh" >&2
+  exit 1
+}
 profile="$(mktemp -d)"
 trap 'rm -rf "$profile"' EXIT
 mkdir -p "$(dirname "$out")"

@@ -28,17 +28,26 @@ from .errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
-    "execute_notebook": "execute",
-    "inspect_notebook": "execute",
-    "run": "execute",
-    "RunResult": "execute",
+    "execute_notebook": "api",
+    "inspect_notebook": "api",
+    "run": "api",
+    "RunResult": "api",
+    "RunOptions": "api",
+    "RunStatus": "api",
+    "Timeouts": "api",
+    "CancelToken": "_run.cancel",
+    "KernelSource": "kernel.source",
+    "KernelRequest": "kernel.source",
+    "LocalKernelSource": "kernel.local",
+    "ConnectionSource": "kernel.network",
+    "KernelPool": "kernel.pool",
+    "SignalGuard": "signals",
     # records: `paramill.record` runs inside kernels, so records.py stays import-light
     "record": "records",
     "read_notebook": "records",
     "read_records": "records",
     "sweep": "sweeps",
     "SweepRun": "sweeps",
-    "KernelPool": "pool",
 }
 
 
@@ -63,7 +72,9 @@ __getattr__ = _lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
+    "CancelToken",
     "CellTimeoutError",
+    "ConnectionSource",
     "ExecutionError",
     "InputError",
     "KernelDiedError",
@@ -79,6 +90,13 @@ __all__ = [
     "StorageError",
     "SweepRun",
     "KernelPool",
+    "KernelRequest",
+    "KernelSource",
+    "LocalKernelSource",
+    "RunOptions",
+    "RunStatus",
+    "SignalGuard",
+    "Timeouts",
     "__version__",
     "execute_notebook",
     "inspect_notebook",

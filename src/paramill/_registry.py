@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import InputError
 
-#: the engine paramill ships; the only one that takes a warm kernel (``kernel_starter``)
+#: the engine paramill ships; the only one that takes a kernel source (``kernel_source``)
 DEFAULT_ENGINE = "nbclient"
 
 

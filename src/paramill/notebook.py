@@ -10,6 +10,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from . import __version__
 from .errors import (
     CellTimeoutError,
     ExecutionError,
@@ -35,8 +36,6 @@ ERROR_ANCHOR = (
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 

@@ -16,6 +16,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import __version__, storage
+from .errors import MissingDependencyError, ParamillError, RecordError, strip_color
+from .nbio import read_notebook_source
+from .notebook import ERROR_MARKER_TAG
+from .secrets import scrub_notebook
+
 MIMETYPE = "application/vnd.paramill.record+json"
 VERSION = 1
 # scrapbook: application/scrapbook.scrap.<encoder>+json holding {name, data, encoder, version}
@@ -33,7 +39,6 @@ def record(name: str, value: Any, *, display: bool = True) -> None:
     stored as JSON, a pandas DataFrame as a table (read back as a DataFrame), a matplotlib
     figure or PNG image as an image. With ``display=False`` nothing is shown in the notebook.
     """
-    from .errors import RecordError
 
     if not isinstance(name, str) or not name:
         raise RecordError(f"a record's name must be a non-empty string, not {name!r}")
@@ -50,7 +55,6 @@ def record(name: str, value: Any, *, display: bool = True) -> None:
 
 def _encode(name: str, value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the paramill payload, the human renderings) for one value."""
-    from .errors import RecordError
 
     payload: dict[str, Any] = {"name": name, "version": VERSION}
     if _is_dataframe(value):
@@ -175,8 +179,6 @@ class Record:
 def _scrapbook_parquet(record: Record) -> Any:
     import io
 
-    from .errors import MissingDependencyError
-
     try:
         import pandas as pd
 
@@ -260,11 +262,8 @@ def read_notebook(path: Any, storage_options: dict[str, Any] | None = None) -> O
     """Read an executed notebook (local path, URL, or notebook object) for its records."""
     import os
 
-    from .execute import read_notebook_source
-    from .storage import display_url
-
     nb = read_notebook_source(path, storage_options)
-    shown = display_url(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else None
+    shown = storage.display_url(os.fspath(path)) if isinstance(path, (str, os.PathLike)) else None
     return OutputNotebook(nb, shown)
 
 
@@ -276,7 +275,6 @@ def read_records(path: Any, storage_options: dict[str, Any] | None = None) -> di
 def decoded_records(nb: Any) -> dict[str, Any]:
     """Records of a notebook just run, decoded where this process can (a DataFrame record
     stays its JSON table when pandas is not installed here, only in the kernel)."""
-    from .errors import MissingDependencyError
 
     values = {}
     for name, rec in find_records(nb).items():
@@ -294,9 +292,6 @@ def decoded_records(nb: Any) -> dict[str, Any]:
 # -- the run record (--run-record): what happened, for schedulers and people -----------------------
 def run_record(result: Any) -> dict[str, Any]:
     """A JSON-able summary of a RunResult; its parameters already show secrets redacted."""
-    from . import __version__
-    from .errors import strip_color
-    from .notebook import ERROR_MARKER_TAG
 
     error = result.error
     cells = []
@@ -354,17 +349,14 @@ def error_run_record(
     parameters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run record of a run that did not start (bad input, parameters, kernel, storage)."""
-    from . import __version__
-    from .errors import ParamillError
-    from .storage import display_url
 
     message = error.message if isinstance(error, ParamillError) else str(error)
     return {
         "paramill_version": __version__,
         "status": "error",
         "exit_code": getattr(error, "exit_code", 1),
-        "input_path": display_url(input_path) if isinstance(input_path, str) else None,
-        "output_path": display_url(output_path) if isinstance(output_path, str) else None,
+        "input_path": storage.display_url(input_path) if isinstance(input_path, str) else None,
+        "output_path": storage.display_url(output_path) if isinstance(output_path, str) else None,
         "parameters": _jsonable(parameters or {}),
         "error": {"type": type(error).__name__, "message": message},
     }
@@ -379,8 +371,6 @@ def write_run_record(
 ) -> None:
     """Write the record as JSON; any secret value in it (an error message quoting one) is
     redacted first."""
-    from . import storage
-    from .secrets import scrub_notebook
 
     record = scrub_notebook(_jsonable(record), list(secrets or []))
     text = json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import storage
 from .errors import MissingDependencyError
+from .notebook import INJECTED_TAG
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -34,8 +35,6 @@ def to_html(nb: NotebookNode, *, report_mode: bool = False, title: str | None = 
 
     from nbconvert import HTMLExporter
     from traitlets.config import Config
-
-    from .notebook import INJECTED_TAG
 
     config = Config()
     if report_mode:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from . import notebook as nbops
 from .errors import InputError, MissingDependencyError
-from .storage import is_url
+from .storage import display_url, is_url
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
@@ -70,8 +70,6 @@ def _default_kernelspec(language: str | None) -> dict[str, str] | None:
 def reads(text: str, path: str) -> NotebookNode:
     """A notebook from the text of a jupytext file (its format chosen by the path's extension)."""
     import nbformat
-
-    from .storage import display_url
 
     jupytext = _jupytext()
     shown = display_url(path)

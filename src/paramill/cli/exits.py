@@ -6,7 +6,6 @@ The codes belong to the exception classes (``errors.py``); their table, for --he
 
 from __future__ import annotations
 
-import signal
 import sys
 import traceback
 from typing import NoReturn
@@ -14,6 +13,7 @@ from typing import NoReturn
 import click
 
 from ..errors import ExecutionError, ParamillError, RunCancelledError
+from ..signals import ignore_signals
 
 
 def error(message: str) -> None:
@@ -26,8 +26,7 @@ def fail(error: ParamillError, output_path: str | None = None) -> NoReturn:
     if isinstance(error, RunCancelledError):
         # cancelled, kernel stopped, output saved: a repeated Ctrl-C/TERM must not change the
         # exit code or interrupt the exit's cleanup
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_signals()
     if isinstance(error, ExecutionError) and error.traceback and error.ename != error.evalue:
         click.echo(str(error).rstrip(), err=True)
     line = f"paramill: error: {error.message}"

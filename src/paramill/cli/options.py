@@ -203,6 +203,16 @@ class SharedOptions:
     allow_short_secrets: bool
     allow_path_values: bool
 
+    def parameter_sources(self) -> dict[str, Any]:
+        """The -b, -f, -y, -p, -r values as ``parameters.resolve`` takes them."""
+        return {
+            "base64s": self.parameters_base64,
+            "files": self.parameters_file,
+            "yamls": self.parameters_yaml,
+            "cast": self.parameters,
+            "raw": self.parameters_raw,
+        }
+
     def run_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``paramill.run`` these options give directly (those that
         need parsing first -- parameters, secrets, storage options -- are left out)."""
@@ -358,14 +368,15 @@ sweep_options = stack(
     click.option("--workers", type=click.IntRange(min=1), help="Parallel runs [default: cores]."),
     click.option("--fail-fast", is_flag=True, help="Start no new run after one fails."),
     click.option("--summary", metavar="FILE", help="Write the summary table as .json or .csv."),
-    # rd-sweeps registers executors by entry point (paramill.executors); until that lands the
-    # two names are listed here
+    # checked when the sweep starts (entry point group paramill.executors), so --help scans
+    # no entry points
     click.option(
         "--executor",
-        type=click.Choice(["local", "dask"]),
+        metavar="NAME",
         default="local",
         show_default=True,
-        help="Where runs execute: worker threads here, or a Dask cluster.",
+        help="Where runs execute: 'local' (worker threads here), 'dask' (a Dask cluster), or an "
+        "executor a plug-in registers.",
     ),
     click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786."),
     click.option(

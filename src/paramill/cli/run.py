@@ -15,16 +15,11 @@ from typing import Any
 
 import click
 
+from .._run.paths import path_parameters, refuse_overwriting_input, template_path
+from .._run.prepare import declared_parameters
+from ..api import RunResult, run
 from ..errors import ParamillError
-from ..execute import (
-    RunResult,
-    declared_parameters,
-    path_parameters,
-    read_notebook_source,
-    refuse_overwriting_input,
-    run,
-    template_path,
-)
+from ..nbio import read_notebook_source
 from ..parameters import resolve
 from ..records import error_run_record, write_run_record
 from ..storage import display_url
@@ -141,13 +136,7 @@ def _parameters(opts: RunOptions, storage_options: dict[str, Any] | None) -> dic
     if opts.inject_output_path or opts.inject_paths:
         injected["PAPERMILL_OUTPUT_PATH"] = display_url(opts.output_path)
     return resolve(
-        injected=injected,
-        base64s=opts.parameters_base64,
-        files=opts.parameters_file,
-        yamls=opts.parameters_yaml,
-        cast=opts.parameters,
-        raw=opts.parameters_raw,
-        storage_options=storage_options,
+        injected=injected, storage_options=storage_options, **opts.parameter_sources()
     )
 
 

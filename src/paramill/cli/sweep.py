@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -13,6 +11,7 @@ import click
 from .. import sweeps
 from ..errors import ParamillError
 from ..parameters import resolve
+from ..signals import interrupt_once
 from .exits import fail, interrupted
 from .options import SweepOptions
 from .values import parse_storage_options, secrets
@@ -22,7 +21,7 @@ def main(opts: SweepOptions) -> None:
     """Plan the runs, run them with a progress line, print the table, exit with the code the
     runs agree on."""
     console = None
-    with _signals_interrupt():
+    with interrupt_once():
         try:
             storage_options = parse_storage_options(opts.storage_option)
             base, runs, run_secrets = _plan(opts, storage_options)
@@ -48,26 +47,6 @@ def main(opts: SweepOptions) -> None:
     sys.exit(sweeps.sweep_exit_code(results))
 
 
-@contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM raise ``KeyboardInterrupt(signum)``, once: a second
-    Ctrl-C must not break the cleanup of the first. The handlers are explicit because a shell
-    starts background jobs with SIGINT ignored."""
-    caught: list[int] = []
-
-    def stop(signum: int, _frame: Any) -> None:
-        if not caught:
-            caught.append(signum)
-            raise KeyboardInterrupt(signum)
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _log_level(opts: SweepOptions) -> str:
     if opts.log_level == "INFO" and not opts.log_output:
         return "WARNING"  # the progress line and the table say what happened
@@ -79,14 +58,7 @@ def _plan(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
     """The base parameters, each run's grid values and the secrets, checked before any run
     starts (a bad grid or too many runs stops here)."""
-    base = resolve(
-        base64s=opts.parameters_base64,
-        files=opts.parameters_file,
-        yamls=opts.parameters_yaml,
-        cast=opts.parameters,
-        raw=opts.parameters_raw,
-        storage_options=storage_options,
-    )
+    base = resolve(storage_options=storage_options, **opts.parameter_sources())
     grids: list[Any] = []
     if opts.grid:
         grids.append(sweeps.parse_grid_options(opts.grid))

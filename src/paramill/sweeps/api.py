@@ -13,7 +13,7 @@ from .plan import plan_runs
 from .run_one import SweepRun
 
 #: run() options a sweep sets itself for every run
-_SWEEP_OWNED = ("progress_bar", "handle_signals", "kernel_starter")
+_SWEEP_OWNED = ("progress_bar", "handle_signals", "kernel_source")
 
 
 def sweep(

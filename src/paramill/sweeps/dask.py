@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import MissingDependencyError
-from ..pool import KernelPool
+from ..kernel.pool import KernelPool
 from ..storage import is_url
 from .executors import Executor, SweepJob
 from .plan import RunSpec
@@ -71,8 +71,8 @@ def _task(spec: RunSpec, run_options: Mapping[str, Any], plugin: str | None, kee
         from distributed import get_worker
 
         pool = getattr(get_worker().plugins.get(plugin), "pool", None)
-        starter = pool.acquire if pool is not None else None
-    return execute_one(spec, run_options, kernel_starter=starter, keep_notebook=keep)
+        starter = pool
+    return execute_one(spec, run_options, kernel_source=starter, keep_notebook=keep)
 
 
 class DaskExecutor(Executor):

@@ -12,14 +12,15 @@ from __future__ import annotations
 import abc
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from .. import engine as _engine  # noqa: F401  (imported before the threads: see LocalExecutor)
 from .._registry import is_default_engine, lookup
-from ..pool import KernelPool
+from ..kernel.pool import KernelPool
+from ..kernel.source import KernelSource
 from ..secrets import kernel_env
 from .plan import RunSpec, first_notebook, kernel_for, preload_list
 from .run_one import SweepRun, execute_one
@@ -102,7 +103,7 @@ class SweepJob:
 
     @property
     def pooled(self) -> bool:
-        """Whether runs take warm kernels: other engines may not accept a kernel starter."""
+        """Whether runs take warm kernels: other engines may not accept a kernel source."""
         return self.warm and is_default_engine(self.run_options.get("engine_name"))
 
     def preload_modules(self, nb: Any = None) -> list[str]:
@@ -111,12 +112,12 @@ class SweepJob:
             nb = first_notebook(self.specs, self.run_options)
         return preload_list(nb, self.run_options, self.preload)
 
-    def run_one(self, spec: RunSpec, starter: Callable[..., Any] | None = None) -> None:
+    def run_one(self, spec: RunSpec, source: KernelSource | None = None) -> None:
         """Run ``spec`` here and now unless the sweep stopped (fail-fast, Ctrl-C)."""
         if not self.tracker.begin(spec):
             return
         outcome = execute_one(
-            spec, self.run_options, kernel_starter=starter, keep_notebook=self.keep_notebooks
+            spec, self.run_options, kernel_source=source, keep_notebook=self.keep_notebooks
         )
         self.tracker.finish(outcome)
 
@@ -145,7 +146,7 @@ class LocalExecutor(Executor):
         # another (nbclient is heavy, so only here; paramill.engine is imported above)
         import nbclient  # noqa: F401
 
-        from ..forkserver import enabled  # imports jupyter_client: only when a sweep runs
+        from ..kernel.forkserver import enabled  # imports jupyter_client: when a sweep runs
 
         workers = max(1, int(self.options.workers or os.cpu_count() or 1))
         specs, options = job.specs, job.run_options
@@ -160,7 +161,7 @@ class LocalExecutor(Executor):
             start_timeout=options.get("start_timeout", 60),
             fork_server=enabled(self.options.fork_server, default=True),
         ) as pool:
-            starter = pool.acquire if job.pooled else None
+            starter = pool if job.pooled else None
             threads = ThreadPoolExecutor(workers, thread_name_prefix="paramill-sweep")
             futures: list[Future] = []
             try:

@@ -9,15 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._run.paths import has_fields, path_parameters, refuse_overwriting_input, template_path
 from ..errors import ParameterError, ParamillError
-from ..execute import (
-    has_fields,
-    path_parameters,
-    read_notebook_source,
-    refuse_overwriting_input,
-    template_path,
-)
 from ..magics import blank_magics
+from ..nbio import read_notebook_source
 from ..storage import display_url, location_key
 
 

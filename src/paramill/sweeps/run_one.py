@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..api import run
 from ..errors import ExecutionError, ParamillError
-from ..execute import run
+from ..kernel.source import KernelSource
 from ..storage import display_url
 from .plan import RunSpec, run_label
 
@@ -78,13 +79,13 @@ def execute_one(
     spec: RunSpec,
     run_options: Mapping[str, Any],
     *,
-    kernel_starter: Callable[..., Any] | None = None,
+    kernel_source: KernelSource | None = None,
     keep_notebook: bool = False,
 ) -> SweepRun:
     """Run one planned run; every paramill error becomes the run's status, never an exception."""
     options = dict(run_options)
-    if kernel_starter is not None:
-        options["kernel_starter"] = kernel_starter
+    if kernel_source is not None:
+        options["kernel_source"] = kernel_source
     token = current_run.set(spec.label)
     began = time.monotonic()
     outcome = SweepRun.planned(spec, "error")

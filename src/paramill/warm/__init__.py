@@ -427,7 +427,7 @@ def _send_fork(
 
 # -- the command line itself, forked from a warm paramill ------------------------------------------
 IN_CLI_FORK = False  # set in a fork of a cli server: its run must not ask for itself again
-CLI_PRELOAD = [
+CLI_PRELOAD = [  # (a module that is not there is skipped)
     "asyncio",
     "click",
     "zmq",
@@ -445,15 +445,16 @@ CLI_PRELOAD = [
     "paramill.cli.options",
     "paramill.cli.exits",
     "paramill.cli.values",
-    "paramill.execute",
+    "paramill.api",
     "paramill.engine",
-    "paramill.kernels",
     "paramill.notebook",
     "paramill.parameters",
     "paramill.secrets",
     "paramill.storage",
-    "paramill.forkserver",
-    "paramill.kernel.forkserver",  # (after the kernel-source redesign)
+    "paramill.kernel.lifecycle",
+    "paramill.kernel.local",
+    "paramill.kernel.forkserver",
+    "paramill.kernel.warm",
     "paramill.warm.provisioner",
 ]
 _cli_go: int | None = None

@@ -30,12 +30,15 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from paramill.errors import InputError, ParameterError
+from paramill.api import run
+from paramill.errors import ParameterError
+from paramill.parameters import json_safe
+from paramill.storage import display_url, is_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -67,8 +70,6 @@ def _is_templated(path: Any) -> bool:
 def output_uri(path: str) -> str:
     """The Asset URI of an output location: URLs without credentials (user-info, a SAS query),
     local paths as file:// URIs."""
-    from paramill.storage import display_url, is_url
-
     if is_url(path):
         return display_url(path)
     return "file://" + os.path.abspath(path)
@@ -191,8 +192,8 @@ class NotebookOperator(BaseOperator):
         return super().render_template(content, context, jinja_env, seen_oids)
 
     # -- running -----------------------------------------------------------------------------
-    def run_kwargs(self, accepted: Collection[str]) -> dict[str, Any]:
-        """Keyword arguments for ``paramill.run`` (which takes ``accepted``) from the fields."""
+    def run_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``paramill.run`` from the fields."""
         parameters = self.parameters or {}
         if not isinstance(parameters, Mapping):
             raise ParameterError(
@@ -217,16 +218,10 @@ class NotebookOperator(BaseOperator):
         )
         run_timeout = self.run_timeout or self._run_timeout_from_task_limit()
         if run_timeout:
-            # older paramill named the whole-run limit `timeout`
-            kwargs["run_timeout" if "run_timeout" in accepted else "timeout"] = run_timeout
-        if self.warm is not None and "warm" in accepted:
+            kwargs["run_timeout"] = run_timeout
+        if self.warm is not None:
             kwargs["warm"] = self.warm
         if self.html_output:
-            if "html_output" not in accepted:
-                raise InputError(
-                    "html_output needs a paramill with HTML reports (paramill.run has no "
-                    "html_output)"
-                )
             kwargs["html_output"] = str(self.html_output)
         return kwargs
 
@@ -237,13 +232,9 @@ class NotebookOperator(BaseOperator):
         return max(1.0, limit - min(30.0, limit * 0.1))
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from paramill import execute as paramill_execute
-        from paramill.parameters import json_safe
-
         input_nb = str(self.input_nb)
         output_nb = None if self.output_nb is None else str(self.output_nb)
-        kwargs = self.run_kwargs(inspect.signature(paramill_execute.run).parameters)
-        result = paramill_execute.run(input_nb, output_nb, **kwargs)
+        result = run(input_nb, output_nb, **self.run_kwargs())
         where = result.output_path or "(not saved)"
         if result.error is not None:
             error = result.error
@@ -267,10 +258,9 @@ class NotebookOperator(BaseOperator):
             "status": result.status,
             "duration": result.duration,
             "parameters": json_safe(result.parameters),
+            "records": json_safe(result.records),
+            "html_output": json_safe(result.html_output),
         }
-        for name in ("records", "html_output"):  # what this paramill's RunResult has
-            if hasattr(result, name):
-                summary[name] = json_safe(getattr(result, name))
         self._announce_output(context, summary)
         return summary
 

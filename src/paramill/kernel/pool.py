@@ -23,18 +23,27 @@ import concurrent.futures
 import contextlib
 import contextvars
 import logging
-import os
-import signal
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
-from queue import Empty
 from typing import TYPE_CHECKING, Any
 
-from .errors import KernelError
-from .kernels import kernel_pid, outputs, start_kernel, stop_kernel
+from ..errors import KernelError
+from . import forkserver
+from .lifecycle import (
+    connect_client,
+    is_running,
+    kernel_pid,
+    kill_process_group,
+    run_silently,
+    start_kernel,
+    stop_kernel,
+    wait_exit,
+)
+from .output import outputs
+from .source import Kernel, KernelRequest, KernelSource
 
 if TYPE_CHECKING:
     from jupyter_client import AsyncKernelClient, AsyncKernelManager
@@ -59,58 +68,7 @@ def preload_code(modules: Iterable[str]) -> str:
     return _PRELOAD.format(modules=sorted(set(modules)))
 
 
-async def connect_client(km: AsyncKernelManager, timeout: float = 60) -> AsyncKernelClient:
-    """A client on the running loop for a kernel that is already up.
-
-    Like ``wait_for_ready`` (a kernel_info round trip, then one IOPub message to know the
-    subscription is live) without its 0.2 s IOPub flush, which is most of a warm hand-out.
-    """
-    kc = km.client()
-    kc.start_channels(hb=False)  # the engine pings the heartbeat itself
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            msg_id = kc.kernel_info()
-            reply = await _reply(kc, msg_id, min(1.0, max(0.01, deadline - time.monotonic())))
-            if reply is not None:
-                try:
-                    await kc.iopub_channel.get_msg(timeout=0.2)
-                except Empty:
-                    pass
-                else:
-                    kc._handle_kernel_info_reply(reply)
-                    break
-            if not await km.is_alive():
-                raise KernelError(f"kernel {km.kernel_name!r} died before it was handed out")
-            if time.monotonic() >= deadline:
-                raise KernelError(
-                    f"kernel {km.kernel_name!r} did not answer within {timeout:g} s "
-                    "(--start-timeout)"
-                )
-    except BaseException:
-        kc.stop_channels()
-        raise
-    kc.allow_stdin = False
-    return kc
-
-
-async def _reply(kc: AsyncKernelClient, msg_id: str, timeout: float) -> dict | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            msg = await kc.shell_channel.get_msg(timeout=max(0.0, deadline - time.monotonic()))
-        except Empty:
-            return None
-        if msg["parent_header"].get("msg_id") == msg_id:
-            return msg
-
-
-def _alive(km: AsyncKernelManager) -> bool:
-    process = getattr(km.provisioner, "process", None)
-    return process is not None and process.poll() is None
-
-
-class KernelPool:
+class KernelPool(KernelSource):
     """Kernels started ahead of demand, each handed out once.
 
     ``size``: kernels kept starting or ready per key beyond those handed out.
@@ -118,9 +76,9 @@ class KernelPool:
     ``limit``: the most kernels the pool starts ahead of demand (a sweep of N runs needs N);
     a run that finds the pool empty after that still gets a kernel, started on demand.
 
-    ``acquire`` has the engine's ``kernel_starter`` signature, so
-    ``paramill.run(..., kernel_starter=pool.acquire)`` runs on a warm kernel. Use the pool as a
-    context manager (or call ``close``): kernels not handed out are stopped, none is orphaned.
+    A ``KernelSource``: ``paramill.run(..., kernel_source=pool)`` runs on a warm kernel. Use the
+    pool as a context manager (or call ``close``): kernels not handed out are stopped, none is
+    orphaned.
     """
 
     def __init__(
@@ -132,12 +90,10 @@ class KernelPool:
         start_timeout: float = 60,
         fork_server: bool | None = None,
     ) -> None:
-        from .forkserver import enabled
-
         self.size = max(0, int(size))
         # python kernels forked from a pre-imported server (paramill.forkserver); None: the
         # PARAMILL_FORK_SERVER environment variable decides
-        self.fork_server = enabled(fork_server)
+        self.fork_server = forkserver.enabled(fork_server)
         self._holds_servers = False
         self.preload = tuple(preload)
         self.limit = limit
@@ -153,14 +109,9 @@ class KernelPool:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._aborted = False  # kill_all was called: kernels still arriving are stopped
+        self._stopping: set[asyncio.Task] = set()  # released kernels being stopped
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> KernelPool:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._closed:
@@ -171,9 +122,7 @@ class KernelPool:
                 import jupyter_client  # noqa: F401
 
                 if self.fork_server:
-                    from .forkserver import hold
-
-                    hold()
+                    forkserver.hold()
                     self._holds_servers = True
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
@@ -203,9 +152,7 @@ class KernelPool:
         if not thread.is_alive():
             loop.close()
         if self._holds_servers:  # after the drain: the pool's kernels are stopped already
-            from .forkserver import let_go
-
-            let_go()
+            forkserver.let_go()
 
     def kill_all(self) -> None:
         """Kill every kernel this pool handed out that is still running (aborting a sweep).
@@ -214,12 +161,12 @@ class KernelPool:
         """
         self._aborted = True
         for km in list(self._given):
-            pid = kernel_pid(km)
-            if pid and _alive(km):
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)  # kernels run in their own session
+            if is_running(km):
+                kill_process_group(kernel_pid(km))
 
     async def _drain(self) -> None:
+        if self._stopping:  # released kernels finish stopping first
+            await asyncio.wait(set(self._stopping))
         tasks = [task for queue in self._queues.values() for task in queue]
         self._queues.clear()
         for task in tasks:
@@ -234,8 +181,7 @@ class KernelPool:
     # -- filling --------------------------------------------------------------------------------
     @staticmethod
     def key(kernel_name: str, cwd: Any = None, env: Mapping[str, str] | None = None) -> Key:
-        folder = os.path.abspath(os.fspath(cwd)) if cwd is not None else None
-        return (kernel_name, folder, tuple(sorted((env or {}).items())))
+        return KernelRequest(kernel_name, cwd=cwd, env=dict(env or {})).key
 
     def warm(
         self, kernel_name: str, *, cwd: Any = None, env: Mapping[str, str] | None = None
@@ -258,10 +204,9 @@ class KernelPool:
         kernel_name, cwd, env = key
         provisioner = None
         if self.fork_server:
-            from .forkserver import provisioner_stanza
-
-            provisioner = provisioner_stanza(self.preload)  # the server imports them, once
-        # its output pipes are read on this loop (kernels.KernelOutput)
+            # the server imports them, once
+            provisioner = forkserver.provisioner_stanza(self.preload)
+        # its output pipes are read on this loop (output.KernelOutput)
         km, kc = await start_kernel(
             kernel_name,
             cwd=cwd,
@@ -283,36 +228,21 @@ class KernelPool:
         return km
 
     async def _preload(self, kc: AsyncKernelClient) -> None:
-        try:
-            reply = await kc.execute_interactive(
-                preload_code(self.preload),
-                silent=True,
-                store_history=False,
-                timeout=self.start_timeout,
-                output_hook=lambda msg: None,
-            )
-        except TimeoutError:
+        reply = await run_silently(kc, preload_code(self.preload), self.start_timeout)
+        if reply is None:
             logger.warning(
                 "preloading %s took over %g s", ", ".join(self.preload), self.start_timeout
             )
-            return
-        if reply["content"].get("status") != "ok":
-            logger.debug("preload failed: %s", reply["content"])
+        elif reply.get("status") != "ok":
+            logger.debug("preload failed: %s", reply)
 
     # -- handing out ----------------------------------------------------------------------------
-    async def acquire(
-        self,
-        kernel_name: str,
-        *,
-        cwd: Any = None,
-        startup_timeout: float = 60,
-        env: Mapping[str, str] | None = None,
-    ) -> tuple[AsyncKernelManager, AsyncKernelClient]:
-        """A started kernel (manager, client on the caller's loop); the caller must stop it."""
+    async def acquire(self, request: KernelRequest) -> Kernel:
+        """A started kernel (client on the caller's loop); ``release`` stops it."""
         began = time.monotonic()
         loop = self._ensure_loop()
         handoff: concurrent.futures.Future = concurrent.futures.Future()
-        key = self.key(kernel_name, cwd, env)
+        key = request.key
         loop.call_soon_threadsafe(lambda: loop.create_task(self._serve(key, handoff)))
         try:
             # shielded: a run cancelled while waiting must not cancel the pool's own work; a
@@ -327,13 +257,38 @@ class KernelPool:
         try:
             if self._aborted:
                 raise KernelError("the kernel pool was stopped (the sweep is being cancelled)")
-            kc = await connect_client(km, startup_timeout)
+            kc = await connect_client(km, request.startup_timeout)
         except BaseException:
             await stop_kernel(km, None, grace=0)
             raise
         self.handed_out += 1
         self.handout_seconds.append(time.monotonic() - began)
-        return km, kc
+        return self._kernel(km, kc, request)
+
+    async def release(self, kernel: Kernel, *, grace: float = 3.0) -> None:
+        """Ask the kernel to shut down and let the pool's thread wait for it (and kill what is
+        left) in the background: the run is done at once."""
+        km, kc = kernel.manager, kernel.client
+        with contextlib.suppress(Exception):
+            if grace > 0 and is_running(km):
+                kc.shutdown()
+            kc.stop_channels()
+        loop = self._loop
+        try:
+            if loop is None or self._closed:
+                raise RuntimeError("the pool's loop is gone")
+            loop.call_soon_threadsafe(self._stop_later, km, grace)
+        except RuntimeError:  # closed meanwhile: stop it here
+            await stop_kernel(km, None, grace=0)
+
+    def _stop_later(self, km: AsyncKernelManager, grace: float) -> None:
+        async def stop() -> None:
+            await wait_exit(km, grace)
+            await stop_kernel(km, None, grace=0)
+
+        task = asyncio.ensure_future(stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def _unclaimed(self, handoff: concurrent.futures.Future) -> None:
         if handoff.cancelled() or handoff.exception() is not None or self._loop is None:
@@ -349,7 +304,7 @@ class KernelPool:
                 task = queue.popleft() if queue else self._spawn(key)
                 self._top_up(key)
                 km = await task
-                if _alive(km):
+                if is_running(km):
                     handoff.set_result(km)
                     return
                 await stop_kernel(km, None, grace=0)  # died while waiting: take another
