@@ -93,6 +93,8 @@ class NotebookOperator(BaseOperator):
     :param report_mode: hide input cells in the output notebook.
     :param strict: reject parameters the notebook does not declare, and allowed errors.
     :param html_output: also write an HTML report there (``paramill[report]``). Templated.
+    :param warm: run on a kernel forked from the worker user's warm kernel server
+        (``paramill --warm``; None: ``PARAMILL_WARM`` of the worker).
     :param run_options: further keyword arguments for ``paramill.run`` (``secrets``,
         ``deterministic``, ``storage_options``, ``engine_name``, ...).
 
@@ -139,6 +141,7 @@ class NotebookOperator(BaseOperator):
         strict: bool = False,
         html_output: str | None = None,
         run_options: Mapping[str, Any] | None = None,
+        warm: bool | None = None,
         **kwargs: Any,
     ) -> None:
         if _supports_native_flag():
@@ -164,6 +167,7 @@ class NotebookOperator(BaseOperator):
         self.strict = strict
         self.html_output = html_output
         self.run_options = dict(run_options or {})
+        self.warm = warm
         if wants_auto_outlet and output_nb and output_nb != "-":
             self.outlets = [self._default_outlet(output_nb)]
 
@@ -215,6 +219,8 @@ class NotebookOperator(BaseOperator):
         run_timeout = self.run_timeout or self._run_timeout_from_task_limit()
         if run_timeout:
             kwargs["run_timeout"] = run_timeout
+        if self.warm is not None:
+            kwargs["warm"] = self.warm
         if self.html_output:
             kwargs["html_output"] = str(self.html_output)
         return kwargs
