@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
@@ -464,3 +465,65 @@ def test_bikeshare_example_dag(airflow: Airflow, tmp_path: Path) -> None:
     assert nb.metadata.papermill.parameters["date"] == DAY
     assert nb.metadata.papermill.parameters["data_path"] == str(bikeshare / "data" / "trips.csv")
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+# -- warm kernels -----------------------------------------------------------------------------
+WARM_DAG = """
+import datetime
+from pathlib import Path
+from airflow.sdk import DAG
+from paramill.integrations.airflow import NotebookOperator
+
+WORK = Path({work!r})
+
+with DAG("paramill_warm", schedule=None, start_date=datetime.datetime(2019, 1, 1)):
+    NotebookOperator(
+        task_id="warm",
+        input_nb=str(WORK / "warm.ipynb"),
+        output_nb=str(WORK / "out" / "warm_{{{{ ts_nodash }}}}.ipynb"),
+        warm=True,
+    )
+"""
+
+
+def test_warm_task_runs_on_a_kernel_forked_from_the_warm_server(
+    airflow: Airflow, work: Path
+) -> None:
+    """``warm=True``: the first task run starts the worker user's warm kernel server; the next
+    task runs on a kernel forked from it."""
+    import time
+
+    from paramill import warm
+
+    folder = Path(tempfile.mkdtemp(prefix="pw-af-", dir="/tmp")) / "w"
+    env = {**airflow.env, warm.DIR_VAR: str(folder), warm.IDLE_VAR: "120"}
+    runner = Airflow(airflow.venv, airflow.home, env)
+    write_notebook(
+        work / "warm.ipynb", "import os, json\nprint('ppid', os.getppid())", parameters="x = 1"
+    )
+    write_dag(airflow, "paramill_warm", WARM_DAG, work)
+    before = os.environ.get(warm.DIR_VAR)
+    os.environ[warm.DIR_VAR] = str(folder)
+    try:
+        first = runner.dags_test("paramill_warm", "2019-11-07")
+        assert first.returncode == 0, first.stdout[-5000:]
+        deadline = time.monotonic() + 120
+        servers: list[dict] = []
+        while time.monotonic() < deadline:
+            servers = [s for s in warm.servers() if s["state"] == "serving"]
+            if servers and not [s for s in warm.servers() if s["state"] == "starting"]:
+                break
+            time.sleep(0.2)
+        assert len(servers) == 1 and servers[0]["kind"] == "kernel", servers
+        second = runner.dags_test("paramill_warm", "2019-11-08")
+        assert second.returncode == 0, second.stdout[-5000:]
+        outputs = sorted((work / "out").glob("warm_20191108*.ipynb"))
+        assert len(outputs) == 1
+        assert f"ppid {servers[0]['pid']}" in printed(read(outputs[0]))
+    finally:
+        warm.stop_all()
+        if before is None:
+            os.environ.pop(warm.DIR_VAR, None)
+        else:
+            os.environ[warm.DIR_VAR] = before
+        shutil.rmtree(folder.parent, ignore_errors=True)

@@ -73,7 +73,7 @@ def run(
         deterministic=opts.deterministic,
         report_mode=opts.report_mode,
     )
-    source = opts.kernel_source or LocalKernelSource()
+    source = opts.kernel_source or _default_source(opts, text)
     with contextlib.ExitStack() as cleanup:
         # from the kernel's launch on, a signal is held; the engine stops the run for it
         guard = cleanup.enter_context(SignalGuard(opts.handle_signals))
@@ -89,6 +89,17 @@ def run(
     if guard.held and not isinstance(result.error, RunCancelledError):
         guard.deliver()  # arrived after the run finished
     return result
+
+
+def _default_source(opts: RunOptions, text: str | None) -> Any:
+    """A fresh local kernel; with ``warm``, one forked from the user's warm server."""
+    from .warm import enabled
+
+    if not enabled(opts.warm):
+        return LocalKernelSource()
+    from .kernel.warm import WarmSource
+
+    return WarmSource.for_notebook(text)
 
 
 def _options(options: RunOptions | None, kwargs: dict[str, Any]) -> RunOptions:

@@ -62,6 +62,9 @@ class RunOptions:
     kernel_env: Mapping[str, str] | None = None
     #: where the kernel comes from (None: a fresh local kernel, launched ahead)
     kernel_source: KernelSource | None = None
+    #: without a kernel_source: a kernel forked from the user's warm server (paramill.warm;
+    #: None: PARAMILL_WARM, else ``warm`` under [tool.paramill] in ./pyproject.toml)
+    warm: bool | None = None
     #: an object with any of ``cell_started(index, cell)``, ``cell_finished(index, cell)``,
     #: ``output(index, output)``, called as the run goes
     events: Any = None

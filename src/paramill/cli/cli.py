@@ -24,6 +24,17 @@ class DefaultGroup(click.Group):
 
     default_command = "run"
 
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not (argv and argv[0] in self.commands):  # the run command: forked warm, maybe
+            from ..warm import run_cli, wants_cli_fork  # (the standard library only)
+
+            if wants_cli_fork(argv):
+                code = run_cli(argv)
+                if code is not None:
+                    sys.exit(code)
+        return super().main(args=argv, prog_name=prog_name, **extra)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or args[0] not in self.commands and args[0] not in ("--version",):
             if not (args and args[0] in ("-h", "--help") and len(args) == 1):
@@ -103,3 +114,26 @@ def sweep_command(**values: Any) -> None:
         --grid date=2019-11-01,2019-11-02 --grid region=north,south
     """
     _perform("sweep", options.SweepOptions(**values))
+
+
+@main.group("warm")
+def warm_group() -> None:
+    """Your warm servers (paramill --warm): status, stop."""
+
+
+@warm_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def warm_status_command(as_json: bool) -> None:
+    """Show your warm servers: key, kind, kernel, preloads, age, kernels, memory."""
+    _perform("warm", ("status", as_json))
+
+
+@warm_group.command("stop")
+def warm_stop_command() -> None:
+    """Stop your warm servers (the kernels and runs they are running are killed)."""
+    _perform("warm", ("stop", False))
+
+
+from ..serve.command import serve as _serve_command  # noqa: E402  (issue 14; imports only click)
+
+main.add_command(_serve_command)

@@ -327,6 +327,13 @@ run_options = stack(
         "the same notebook give identical files.",
     ),
     allow_path_values,
+    click.option(
+        "--warm/--no-warm",
+        default=None,
+        help="Run as a fork of your warm paramill, on a python kernel forked from your warm "
+        "kernel server (both started in the background by the first warm run; `paramill "
+        "warm status|stop`) [default: PARAMILL_WARM, else off].",
+    ),
 )
 
 
@@ -349,6 +356,7 @@ class RunOptions(SharedOptions):
     html_output: str | None
     run_record: str | None
     deterministic: bool
+    warm: bool | None
 
 
 # -- sweep only -------------------------------------------------------------------------------

@@ -123,6 +123,7 @@ def _run(ctx: click.Context, opts: RunOptions, known: _Known) -> RunResult:
         html_output=opts.html_output,
         secrets=known.secrets,
         deterministic=opts.deterministic,
+        warm=opts.warm,
         **opts.run_kwargs(),
     )
 

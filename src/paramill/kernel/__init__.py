@@ -19,6 +19,7 @@ _LAZY = {
     "KernelPool": "pool",
     "ConnectionSource": "network",
     "ForkServerSource": "forkserver",
+    "WarmSource": "warm",
 }
 
 __getattr__ = _lazy_attributes(__name__, _LAZY)

@@ -144,7 +144,8 @@ async def connect_kernel(km: AsyncKernelManager, startup_timeout: float = 60) ->
     kc = km.client()
     try:
         kc.start_channels(hb=False)  # the engine pings the heartbeat itself
-        await kc.wait_for_ready(timeout=startup_timeout)
+        ready = getattr(km.provisioner, "wait_ready", None)  # a provisioner's faster way
+        await (ready(kc, startup_timeout) if ready else kc.wait_for_ready(timeout=startup_timeout))
     except (RuntimeError, TimeoutError) as exc:
         await stop_kernel(km, kc, grace=0)
         reason = (

@@ -113,6 +113,8 @@ class NotebookOperator(BaseOperator):
     :param report_mode: hide input cells in the output notebook.
     :param strict: reject parameters the notebook does not declare, and allowed errors.
     :param html_output: also write an HTML report there (``paramill[report]``). Templated.
+    :param warm: run on a kernel forked from the worker user's warm kernel server
+        (``paramill --warm``; None: ``PARAMILL_WARM`` of the worker).
     :param run_options: further keyword arguments for ``paramill.run`` (``secrets``,
         ``deterministic``, ``storage_options``, ``engine_name``, ...).
     :param kernel_conn_id: run on an existing kernel: a ``jupyter_kernel`` connection (the
@@ -174,6 +176,7 @@ class NotebookOperator(BaseOperator):
         strict: bool = False,
         html_output: str | None = None,
         run_options: Mapping[str, Any] | None = None,
+        warm: bool | None = None,
         kernel_conn_id: str | None = None,
         gateway_conn_id: str | None = None,
         nbconvert: bool = False,
@@ -203,6 +206,7 @@ class NotebookOperator(BaseOperator):
         self.strict = strict
         self.html_output = html_output
         self.run_options = dict(run_options or {})
+        self.warm = warm
         self.kernel_conn_id = kernel_conn_id
         self.gateway_conn_id = gateway_conn_id
         self.nbconvert = nbconvert
@@ -262,6 +266,8 @@ class NotebookOperator(BaseOperator):
         run_timeout = self.run_timeout or self._run_timeout_from_task_limit()
         if run_timeout:
             kwargs["run_timeout"] = run_timeout
+        if self.warm is not None:
+            kwargs["warm"] = self.warm
         if self.html_output:
             kwargs["html_output"] = str(self.html_output)
         if self.kernel_conn_id and self.gateway_conn_id:
