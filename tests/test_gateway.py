@@ -478,7 +478,7 @@ def test_gateway_source_kernel_source_interface(kernel_gateway):
     import asyncio
     import types
 
-    from paramill.kernel_gateway import GatewaySource
+    from paramill.kernel.gateway import GatewaySource
 
     request = types.SimpleNamespace(
         kernel_name="python3", env={"KERNEL_FLAVOUR": "mint"}, cwd=None, startup_timeout=60

@@ -213,7 +213,8 @@ def test_a_connection_source_to_a_dead_address_fails_clearly(tmp_path):
     }
     src = write(tmp_path, ["print('never')"])
     began = time.monotonic()
-    with pytest.raises(KernelError, match=f"could not reach the kernel at tcp://127.0.0.1:{shell}"):
+    expected = rf"the kernel at tcp://127.0.0.1:{shell} \(connection info\) did not answer"
+    with pytest.raises(KernelError, match=expected):
         paramill.run(src, None, kernel_source=ConnectionSource(info, timeout=2))
     assert time.monotonic() - began < 30  # from the 2 s timeout, not the 60 s start timeout
     # the CLI's one-line error: the same message, exit code of a kernel error

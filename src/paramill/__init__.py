@@ -48,7 +48,7 @@ _LAZY = {
     "read_records": "records",
     "sweep": "sweeps",
     "SweepRun": "sweeps",
-    "Gateway": "kernel_gateway",
+    "Gateway": "kernel.gateway",
 }
 
 

@@ -107,11 +107,11 @@ def _remote_source(gateway: Any, connection: Any) -> KernelSource | None:
         raise KernelError("gateway= and connection_info= cannot be used together")
     source: Any = None
     if gateway is not None:
-        from ..kernel_gateway import GatewaySource
+        from ..kernel.gateway import GatewaySource
 
         source = gateway if isinstance(gateway, GatewaySource) else GatewaySource(gateway)
     elif connection is not None:
-        from ..kernel_connection import ConnectionSource
+        from ..kernel.network import ConnectionSource
 
         source = ConnectionSource(connection)
     if source is not None:

@@ -92,7 +92,7 @@ def _liveness(values: tuple[str, ...]) -> tuple[float | None, dict[str, float]]:
 def remote_kwargs(remote: Mapping[str, Any]) -> dict[str, Any]:
     """``run``'s keyword arguments for the options above (empty when none was given)."""
     from ..errors import KernelError
-    from ..kernel_gateway import Gateway
+    from ..kernel.gateway import Gateway
 
     kwargs: dict[str, Any] = {}
     overall, per_kernel = _liveness(remote.get("liveness_timeout") or ())

@@ -151,7 +151,7 @@ class LocalExecutor(Executor):
         workers = max(1, int(self.options.workers or os.cpu_count() or 1))
         specs, options = job.specs, job.run_options
         if options.get("gateway") is not None or options.get("connection_info") is not None:
-            from ..remote_sweeps import run_on_remote_kernels  # kernels elsewhere
+            from .remote import run_on_remote_kernels  # kernels elsewhere
 
             return run_on_remote_kernels(job, workers)
         # two ready kernels per worker: with one, a worker waits for its next kernel to boot

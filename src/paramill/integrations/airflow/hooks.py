@@ -112,8 +112,8 @@ class JupyterGatewayHook(BaseHook):
         self.gateway_conn = self.get_connection(gateway_conn_id)
 
     def get_conn(self) -> Any:
-        """A ``paramill.kernel_gateway.Gateway``."""
-        from paramill.kernel_gateway import Gateway
+        """A ``paramill.kernel.gateway.Gateway``."""
+        from paramill.kernel.gateway import Gateway
 
         conn = self.gateway_conn
         extra = _extras(conn)

@@ -9,11 +9,11 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .kernel.source import Kernel, KernelSource
-from .kernel_gateway import GatewayKernel, GatewaySource, _in_thread, _kernel_record
+from ..kernel.gateway import GatewayKernel, GatewaySource, _in_thread, _kernel_record
+from ..kernel.source import Kernel, KernelSource
 
 if TYPE_CHECKING:
-    from .gateway_client import GatewayKernelClient
+    from ..kernel.gateway_client import GatewayKernelClient
 
 logger = logging.getLogger("paramill")
 
@@ -148,21 +148,21 @@ class RemoteSweepKernels:
     def __init__(
         self, specs: list[Any], run_options: dict[str, Any], workers: int, warm: bool
     ) -> None:
-        from .secrets import kernel_env
+        from ..secrets import kernel_env
 
         options = dict(run_options)
         gateway = options.pop("gateway", None)
         self.pool: GatewayPool | None = None
         self.workers = workers
         if gateway is None:
-            from .kernel_connection import ConnectionSource
+            from ..kernel.network import ConnectionSource
 
             self.starter = ConnectionSource(options.pop("connection_info"))
             if workers > 1:
                 logger.info("One existing kernel: the runs go one at a time")
             self.workers = 1
         else:
-            from .sweeps import first_notebook, kernel_for
+            from . import first_notebook, kernel_for
 
             source = gateway if isinstance(gateway, GatewaySource) else GatewaySource(gateway)
             name = kernel_for(first_notebook(specs, options), options) if warm else None
@@ -190,7 +190,7 @@ def run_on_remote_kernels(job: Any, workers: int) -> None:
     ``connection_info``): worker threads, each run's kernel from ``RemoteSweepKernels``."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .sweeps.executors import _wait_all
+    from .executors import _wait_all
 
     remote = RemoteSweepKernels(job.specs, job.run_options, workers, job.warm)
     threads = ThreadPoolExecutor(remote.workers, thread_name_prefix="paramill-sweep")

@@ -2,7 +2,7 @@
 WebSocket (``/api/kernels/<id>/channels``), shaped like the parts of jupyter_client's
 ``AsyncKernelClient`` that nbclient and paramill's engine use.
 
-Liveness without a local process: see ``kernel_gateway``'s module docstring.
+Liveness without a local process: see ``kernel.gateway``'s module docstring.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import KernelError
+from ..errors import KernelError
 
 if TYPE_CHECKING:
-    from .kernel_gateway import GatewayKernel
+    from .gateway import GatewayKernel
 
 #: a message bigger than tornado's 10 MiB default (a notebook's plots, a big DataFrame) is fine
 _MAX_MESSAGE = 1 << 30

@@ -39,8 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import KernelError
-from .kernel.source import Kernel, KernelSource
+from ..errors import KernelError
+from .source import Kernel, KernelSource
 
 if TYPE_CHECKING:
     from .gateway_client import GatewayKernelClient
@@ -156,7 +156,7 @@ class Gateway:
 
     @property
     def display(self) -> str:
-        from .storage import display_url
+        from ..storage import display_url
 
         return display_url(self.url)
 
