@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -46,14 +48,47 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
           stop_timeout: float, secret_env: tuple[str, ...], storage_option: tuple[str, ...],
           fork_server: bool, executor: str, scheduler: str | None, log_level: str) -> None:
     """Serve every notebook under FOLDER as a web form and a JSON API."""
-    import logging
     import secrets as pysecrets
 
-    from ..errors import ParamillError
+    _setup_logging(log_level)
+    uvicorn = _import_serve_deps()
+    from .app import create_app
+    from .notebooks import Catalog
+    from .service import Service, default_output_dir
+
+    root = os.path.realpath(folder)
+    secrets, storage_options, store = _open(root, db, secret_env, storage_option)
+    token = token or pysecrets.token_hex(24)
+    out = output_dir or default_output_dir(root)
+    if "://" not in out:
+        os.makedirs(out, exist_ok=True)
+    with _exit_on_error(f"--scheduler {scheduler}"):
+        service = Service(
+            Catalog(root, list(secrets)), store, workers=workers, output_dir=out,
+            secrets=secrets, timeout=timeout, queue_limit=queue_limit,
+            storage_options=storage_options, fork_server=fork_server,
+            stop_timeout=stop_timeout, executor=executor, scheduler=scheduler,
+        )
+    config = uvicorn.Config(create_app(service, token), host=host, port=port,
+                            log_level="warning", timeout_graceful_shutdown=3, access_log=False)
+    service.start()
+    try:
+        _listen(uvicorn.Server(config), config, root, host, token)
+    finally:
+        service.stop()
+        store.close()
+
+
+def _setup_logging(log_level: str) -> None:
+    import logging
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(message)s",
                         stream=sys.stderr)
     logging.getLogger("paramill").setLevel(log_level)
+
+
+def _import_serve_deps() -> Any:
+    """uvicorn, once fastapi and SQLAlchemy are known to be there too; exit 6 if not."""
     try:
         import fastapi  # noqa: F401
         import sqlalchemy  # noqa: F401
@@ -62,20 +97,22 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
         click.echo(f"paramill: error: serve needs {exc.name}: pip install 'paramill[serve]'",
                    err=True)
         sys.exit(6)
+    return uvicorn
+
+
+def _open(root: str, db: str | None, secret_env: tuple[str, ...],
+          storage_option: tuple[str, ...]) -> tuple[dict[str, str], dict[str, Any] | None, Any]:
+    """The secrets (their variables dropped from os.environ), storage options and run store."""
+    from ..errors import ParamillError
     from ..secrets import from_environment, parse_secret_env
-    from .app import create_app
-    from .notebooks import Catalog
-    from .service import Service, default_output_dir
     from .store import Store, database_url
 
-    root = os.path.realpath(folder)
     try:
         pairs = parse_secret_env(secret_env)
         secrets = from_environment(pairs)
         for envvar in pairs.values():  # kernels inherit this environment: keep values out
             os.environ.pop(envvar, None)
-        storage_options = _storage_options(storage_option)
-        store = Store(database_url(db, root))
+        return secrets, _storage_options(storage_option), Store(database_url(db, root))
     except ParamillError as exc:
         click.echo(f"paramill: error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
@@ -85,50 +122,43 @@ def serve(folder: str, host: str, port: int, token: str | None, db: str | None,
         click.echo(f"paramill: error: database {display_url(db or '')}: "
                    f"{str(exc).splitlines()[0]}", err=True)
         sys.exit(6)
-    token = token or pysecrets.token_hex(24)
-    out = output_dir or default_output_dir(root)
-    if "://" not in out:
-        os.makedirs(out, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _exit_on_error(what: str) -> Iterator[None]:
+    """A ParamillError exits with its code; an OSError (e.g. a Dask scheduler that cannot
+    be reached) exits 6 naming ``what``."""
+    from ..errors import ParamillError
+
     try:
-        service = Service(
-            Catalog(root, list(secrets)), store, workers=workers, output_dir=out,
-            secrets=secrets, timeout=timeout, queue_limit=queue_limit,
-            storage_options=storage_options, fork_server=fork_server,
-            stop_timeout=stop_timeout, executor=executor, scheduler=scheduler,
-        )
+        yield
     except ParamillError as exc:
         click.echo(f"paramill: error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-    except OSError as exc:  # a Dask scheduler that cannot be reached
-        click.echo(f"paramill: error: --scheduler {scheduler}: {exc}", err=True)
+    except OSError as exc:
+        click.echo(f"paramill: error: {what}: {exc}", err=True)
         sys.exit(6)
-    app = create_app(service, token)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                            timeout_graceful_shutdown=3, access_log=False)
-    server = uvicorn.Server(config)
-    service.start()
-    try:
-        import asyncio
-        import signal
 
-        # uvicorn re-raises the SIGTERM/SIGINT it handled once it has shut down; with these
-        # no-op handlers in place that returns here, so running runs are stopped and marked
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: None)
-        config.load()
-        sockets = [config.bind_socket()]
-        import socket
 
-        # accepted connections inherit it: without it a keep-alive client waits ~40 ms per
-        # response (the response's second write held by Nagle until the client's delayed ACK)
-        sockets[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        real_port = sockets[0].getsockname()[1]
-        click.echo(f"paramill serve: {root}", err=True)
-        click.echo(f"    http://{host}:{real_port}/?token={token}", err=True)
-        asyncio.run(server.serve(sockets=sockets))
-    finally:
-        service.stop()
-        store.close()
+def _listen(server: Any, config: Any, root: str, host: str, token: str) -> None:
+    """Bind, print the URL with the token, and serve until SIGTERM/SIGINT."""
+    import asyncio
+    import signal
+    import socket
+
+    # uvicorn re-raises the SIGTERM/SIGINT it handled once it has shut down; with these
+    # no-op handlers in place that returns here, so running runs are stopped and marked
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    config.load()
+    sockets = [config.bind_socket()]
+    # accepted connections inherit it: without it a keep-alive client waits ~40 ms per
+    # response (the response's second write held by Nagle until the client's delayed ACK)
+    sockets[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    real_port = sockets[0].getsockname()[1]
+    click.echo(f"paramill serve: {root}", err=True)
+    click.echo(f"    http://{host}:{real_port}/?token={token}", err=True)
+    asyncio.run(server.serve(sockets=sockets))
 
 
 def _storage_options(items: tuple[str, ...]) -> dict[str, Any] | None:
