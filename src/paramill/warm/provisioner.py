@@ -14,19 +14,9 @@ try:  # where the kernel-source redesign puts the fork server
     )
 except ImportError:
     from ..forkserver import ForkServerProvisioner, _fd, forkable
-from . import (
-    Key,
-    Unavailable,
-    _open_fork_connection,
-    _path,
-    _read_json,
-    _remember,
-    _say_once,
-    _which,
-    folder,
-    fork,
-    start_server,
-)
+from . import _say_once
+from .client import _open_fork_connection, _path, _read_json, _remember, fork, start_server
+from .keys import Key, Unavailable, _which, folder
 
 logger = logging.getLogger("paramill")
 

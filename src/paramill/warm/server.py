@@ -161,17 +161,22 @@ def main(argv: list[str]) -> None:
 
 
 def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
-    import ctypes
+    """Serve requests until stopped, retired (and the kernels are done) or idle."""
+    server = _Server(config, preloaded, lock_fd)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.loop()
+    finally:
+        server.close()
 
-    folder, key, idle = config["folder"], config["key"], float(config["idle"])
-    address = os.path.join(folder, f"{key}.sock")
-    info_path = os.path.join(folder, f"{key}.info")
-    libc = ctypes.CDLL(None, use_errno=True)
+
+def _listen(folder: str, key: str, address: str) -> tuple[socket.socket, socket.socket | None]:
+    """Our listening socket, moved to the key's address; a connection to the server that was
+    there (a server of the same key with fewer preloads hands over: told to retire)."""
     temp = os.path.join(folder, f"{key}.{os.getpid()}.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(temp)
     listener.listen(64)
-    # a server of the same key (fewer preloads) hands over: told to retire once we serve
     previous = None
     try:
         previous = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -181,8 +186,12 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
             previous.close()
         previous = None
     os.rename(temp, address)
-    mine = os.stat(address)
-    started = time.time()
+    return listener, previous
+
+
+def _announce(config: dict, preloaded: list[str], lock_fd: int, info_path: str) -> dict:
+    """Write the server's info file and end the starting phase; the info."""
+    folder, key = config["folder"], config["key"]
     info = {
         "pid": os.getpid(),
         "key": key,
@@ -192,8 +201,8 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
         "python": sys.executable,
         "preload": preloaded,
         "requested": config["preload"],
-        "started": started,
-        "idle_timeout": idle,
+        "started": time.time(),
+        "idle_timeout": float(config["idle"]),
     }
     _write_json(info_path, info)
     try:
@@ -201,7 +210,12 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
     except OSError:
         pass
     os.close(lock_fd)  # starting is over: another starter may now try (and find us)
-    for old in [previous] + _same_family(folder, key, config["family"]):
+    return info
+
+
+def _retire_others(previous: socket.socket | None, folder: str, key: str, family: str) -> None:
+    """Tell the server we replace and the stale ones of our family to retire."""
+    for old in [previous] + _same_family(folder, key, family):
         if old is None:
             continue
         try:
@@ -209,29 +223,45 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
         except OSError:
             pass
         old.close()
-    _say(f"serving {key} (preloaded: {', '.join(preloaded) or 'nothing'})")
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ, "accept")
-    kernels: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, driver connection)
-    by_conn: dict[int, int] = {}  # connection fd -> pid
-    forks = 0
-    last = time.monotonic()
-    listening = True
-    # a spare: a kernel forked and initialized ahead, handed to the next request (kernel kind)
-    spare: dict | None = None
-    spare_failures = 0
-    spares_used = 0
-    spares = config.get("kind", "kernel") == "kernel" and config.get("spare", True)
-    files: dict[int, list[str]] = {}  # pid -> the spare's files, removed when it exits
 
-    def drop_spare() -> None:
-        nonlocal spare
+class _Server:
+    """A serving server: its socket, its kernels (pidfd -> pid and driver connection), its
+    spare (a kernel forked and initialized ahead, handed to the next request; kernel kind)."""
+
+    def __init__(self, config: dict, preloaded: list[str], lock_fd: int) -> None:
+        import ctypes
+
+        self.config = config
+        folder, key = config["folder"], config["key"]
+        self.folder, self.idle = folder, float(config["idle"])
+        self.address = os.path.join(folder, f"{key}.sock")
+        self.info_path = os.path.join(folder, f"{key}.info")
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.listener, previous = _listen(folder, key, self.address)
+        self.mine = os.stat(self.address)
+        self.info = _announce(config, preloaded, lock_fd, self.info_path)
+        _retire_others(previous, folder, key, config["family"])
+        _say(f"serving {key} (preloaded: {', '.join(preloaded) or 'nothing'})")
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.kernels: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, connection)
+        self.by_conn: dict[int, int] = {}  # connection fd -> pid
+        self.forks = 0
+        self.last = time.monotonic()
+        self.listening = True
+        self.spare: dict | None = None
+        self.spare_failures = 0
+        self.spares_used = 0
+        self.spares = config.get("kind", "kernel") == "kernel" and config.get("spare", True)
+        self.files: dict[int, list[str]] = {}  # pid -> the spare's files, removed when it exits
+
+    def drop_spare(self) -> None:
+        spare = self.spare
         if spare is None:
             return
         _killpg(spare["pid"])
-        selector.unregister(spare["pidfd"])
+        self.selector.unregister(spare["pidfd"])
         os.close(spare["pidfd"])
         spare["ctl"].close()
         try:
@@ -239,151 +269,184 @@ def serve(config: dict, preloaded: list[str], lock_fd: int) -> None:
         except ChildProcessError:
             pass
         _remove(spare["files"])
-        spare = None
+        self.spare = None
 
-    def ours(path: str) -> bool:
+    def ours(self) -> bool:
+        """Whether the key's address is still our socket."""
         try:
-            st = os.stat(path)
+            st = os.stat(self.address)
         except OSError:
             return False
-        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+        return (st.st_dev, st.st_ino) == (self.mine.st_dev, self.mine.st_ino)
 
-    def stop_listening() -> None:
-        nonlocal listening
-        if not listening:
+    def stop_listening(self) -> None:
+        if not self.listening:
             return
-        listening = False
-        if ours(address):
-            for path in (address, info_path):
+        self.listening = False
+        if self.ours():
+            for path in (self.address, self.info_path):
                 try:
                     os.unlink(path)
                 except OSError:
                     pass
-        selector.unregister(listener)
-        listener.close()
-        drop_spare()
+        self.selector.unregister(self.listener)
+        self.listener.close()
+        self.drop_spare()
 
-    try:
+    def loop(self) -> None:
         while True:
-            if not kernels and not listening:
+            if not self.kernels and not self.listening:
                 return  # retired and done
-            if spares and spare is None and listening and spare_failures < 3:
-                spare = _make_spare(folder, selector, listener, kernels, libc, forks)
-                if spare is not None:
-                    selector.register(spare["pidfd"], selectors.EVENT_READ, "spare-exit")
+            if self.spares and self.spare is None and self.listening and self.spare_failures < 3:
+                self.spare = _make_spare(
+                    self.folder, self.selector, self.listener, self.kernels, self.libc, self.forks
+                )
+                if self.spare is not None:
+                    self.selector.register(self.spare["pidfd"], selectors.EVENT_READ, "spare-exit")
             timeout = None
-            if not kernels:
-                timeout = max(0.0, last + idle - time.monotonic())
+            if not self.kernels:
+                timeout = max(0.0, self.last + self.idle - time.monotonic())
                 if timeout == 0:
                     _say("idle: exiting")
                     return
-            events = selector.select(timeout)
-            if listening and not ours(address):  # replaced or removed (paramill warm stop -f)
-                stop_listening()
+            events = self.selector.select(timeout)
+            if self.listening and not self.ours():  # replaced or removed (paramill warm stop -f)
+                self.stop_listening()
             for sel_key, _ in events:
-                what = sel_key.data
-                last = time.monotonic()
-                if what == "accept":
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    request, fds = _receive(conn)
-                    if request is None:
-                        conn.close()
-                        continue
-                    op = request.get("op")
-                    if op == "fork" and listening and spare is not None and _ready(spare):
-                        handed = _hand_over(spare, conn, fds)
-                        selector.unregister(spare["pidfd"])
-                        if handed:
-                            forks += 1
-                            spares_used += 1
-                            kernels[spare["pidfd"]] = (spare["pid"], conn)
-                            by_conn[conn.fileno()] = spare["pid"]
-                            files[spare["pid"]] = spare["files"]
-                            selector.register(spare["pidfd"], selectors.EVENT_READ, "exit")
-                            selector.register(conn, selectors.EVENT_READ, "conn")
-                            spare = None
-                            continue
-                        selector.register(spare["pidfd"], selectors.EVENT_READ, "spare-exit")
-                        drop_spare()
-                        spare_failures += 1
-                    if op == "fork" and listening:
-                        extra = [spare["pidfd"], spare["ctl"].fileno()] if spare else []
-                        child = _fork_one(
-                            conn, fds, listener, selector, kernels, libc, config, extra
-                        )
-                        if child is None:
-                            conn.close()
-                            continue
-                        forks += 1
-                        pidfd = os.pidfd_open(child)
-                        kernels[pidfd] = (child, conn)
-                        by_conn[conn.fileno()] = child
-                        selector.register(pidfd, selectors.EVENT_READ, "exit")
-                        selector.register(conn, selectors.EVENT_READ, "conn")
-                        continue
-                    for fd in fds:
-                        os.close(fd)
-                    reply: dict = {"ok": True}
-                    if op == "status":
-                        reply = {
-                            **info,
-                            "kernels": sorted(pid for pid, _ in kernels.values()),
-                            "forks": forks,
-                            "listening": listening,
-                            "spare_ready": spare is not None and _ready(spare),
-                            "spare_pid": spare["pid"] if spare is not None else None,
-                            "spares_used": spares_used,
-                        }
-                    elif op in ("stop", "retire"):
-                        stop_listening()
-                    else:
-                        reply = {"ok": False, "error": f"unknown request {op!r}"}
-                    try:
-                        conn.sendall(json.dumps(reply).encode() + b"\n")
-                    except OSError:
-                        pass
-                    conn.close()
-                    if op == "stop":
-                        return
-                elif what == "spare-exit":  # died before it was handed over
-                    if spare is not None:
-                        drop_spare()
-                    spare_failures += 1
-                elif what == "exit":
-                    pid, conn = kernels.pop(sel_key.fd)
-                    _remove(files.pop(pid, []))
-                    selector.unregister(sel_key.fd)
-                    os.close(sel_key.fd)
-                    _, status = os.waitpid(pid, 0)
-                    if by_conn.pop(conn.fileno(), None) is not None:
-                        selector.unregister(conn)
-                    try:
-                        conn.sendall(b"exit %d\n" % os.waitstatus_to_exitcode(status))
-                    except OSError:
-                        pass
-                    conn.close()
-                elif what == "conn":  # the driver closed a kernel's connection: kill it
-                    try:
-                        data = sel_key.fileobj.recv(64)  # type: ignore[union-attr]
-                    except OSError:
-                        data = b""
-                    if not data and sel_key.fd in by_conn:
-                        _killpg(by_conn.pop(sel_key.fd))
-                        selector.unregister(sel_key.fileobj)
-    finally:
-        stop_listening()
-        drop_spare()
-        for pid, _ in kernels.values():
+                self.last = time.monotonic()
+                if self.handle(sel_key):
+                    return
+
+    def handle(self, sel_key: selectors.SelectorKey) -> bool:
+        """One event; True: stop serving."""
+        what = sel_key.data
+        if what == "accept":
+            return self.accept()
+        if what == "spare-exit":  # died before it was handed over
+            if self.spare is not None:
+                self.drop_spare()
+            self.spare_failures += 1
+        elif what == "exit":
+            self.reap(sel_key.fd)
+        elif what == "conn":  # the driver closed a kernel's connection: kill it
+            try:
+                data = sel_key.fileobj.recv(64)  # type: ignore[union-attr]
+            except OSError:
+                data = b""
+            if not data and sel_key.fd in self.by_conn:
+                _killpg(self.by_conn.pop(sel_key.fd))
+                self.selector.unregister(sel_key.fileobj)
+        return False
+
+    def accept(self) -> bool:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return False
+        request, fds = _receive(conn)
+        if request is None:
+            conn.close()
+            return False
+        op = request.get("op")
+        if op == "fork" and self.listening:
+            self.fork(conn, fds)
+            return False
+        return self.control(op, conn, fds)
+
+    def fork(self, conn: socket.socket, fds: list[int]) -> None:
+        """A kernel for a driver: the spare if it is ready, else a fork."""
+        if self.spare is not None and _ready(self.spare) and self.hand_over_spare(conn, fds):
+            return
+        spare = self.spare
+        extra = [spare["pidfd"], spare["ctl"].fileno()] if spare else []
+        child = _fork_one(
+            conn, fds, self.listener, self.selector, self.kernels, self.libc, self.config, extra
+        )
+        if child is None:
+            conn.close()
+            return
+        self.forks += 1
+        self.track(os.pidfd_open(child), child, conn)
+
+    def hand_over_spare(self, conn: socket.socket, fds: list[int]) -> bool:
+        spare = self.spare
+        assert spare is not None
+        handed = _hand_over(spare, conn, fds)
+        self.selector.unregister(spare["pidfd"])
+        if handed:
+            self.forks += 1
+            self.spares_used += 1
+            self.files[spare["pid"]] = spare["files"]
+            self.track(spare["pidfd"], spare["pid"], conn)
+            self.spare = None
+            return True
+        self.selector.register(spare["pidfd"], selectors.EVENT_READ, "spare-exit")
+        self.drop_spare()
+        self.spare_failures += 1
+        return False
+
+    def track(self, pidfd: int, pid: int, conn: socket.socket) -> None:
+        self.kernels[pidfd] = (pid, conn)
+        self.by_conn[conn.fileno()] = pid
+        self.selector.register(pidfd, selectors.EVENT_READ, "exit")
+        self.selector.register(conn, selectors.EVENT_READ, "conn")
+
+    def control(self, op: object, conn: socket.socket, fds: list[int]) -> bool:
+        """status, stop, retire (or a fork once retired); True: stop serving."""
+        for fd in fds:
+            os.close(fd)
+        reply: dict = {"ok": True}
+        if op == "status":
+            reply = self.status()
+        elif op in ("stop", "retire"):
+            self.stop_listening()
+        else:
+            reply = {"ok": False, "error": f"unknown request {op!r}"}
+        try:
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+        except OSError:
+            pass
+        conn.close()
+        return op == "stop"
+
+    def status(self) -> dict:
+        spare = self.spare
+        return {
+            **self.info,
+            "kernels": sorted(pid for pid, _ in self.kernels.values()),
+            "forks": self.forks,
+            "listening": self.listening,
+            "spare_ready": spare is not None and _ready(spare),
+            "spare_pid": spare["pid"] if spare is not None else None,
+            "spares_used": self.spares_used,
+        }
+
+    def reap(self, pidfd: int) -> None:
+        """A kernel exited: tell its driver the exit code."""
+        pid, conn = self.kernels.pop(pidfd)
+        _remove(self.files.pop(pid, []))
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        if self.by_conn.pop(conn.fileno(), None) is not None:
+            self.selector.unregister(conn)
+        try:
+            conn.sendall(b"exit %d\n" % os.waitstatus_to_exitcode(status))
+        except OSError:
+            pass
+        conn.close()
+
+    def close(self) -> None:
+        self.stop_listening()
+        self.drop_spare()
+        for pid, _ in self.kernels.values():
             _killpg(pid)
-        for pid, _ in list(kernels.values()):
+        for pid, _ in list(self.kernels.values()):
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-        for paths in files.values():
+        for paths in self.files.values():
             _remove(paths)
 
 
