@@ -10,6 +10,9 @@ interpreter, from bench/run.py). Measured, wall clock of whole processes:
             `papermill` CLI calls, and vs papermill.execute_notebook from one Python process
             with two threads
   bikeshare M runs of examples/bikeshare/report.ipynb (dates): paramill sweep vs a shell loop
+  dask      the trivial runs on a local Dask cluster (`--executor dask`, one worker process per
+            core): each worker's warm kernel pool (`--warm`, forked kernels) vs a cold kernel
+            per run (`--no-warm`), against the same papermill CLI loop
   flat      driver RSS and open fds after 50 and 500 runs of an in-process paramill.sweep
   handout   KernelPool.acquire latency on a warm pool vs a cold start_kernel, and a kernel
             forked by the fork server (cold fork: no pool)
@@ -168,10 +171,11 @@ def main() -> None:
     parser.add_argument("--flat", default="50,500", help="run counts to sample RSS/fds at")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--papermill", default=str(DEFAULT_PAPERMILL))
-    parser.add_argument("--skip", default="", help="comma list of: trivial,threads,bike,flat")
+    parser.add_argument("--skip", default="", help="comma list of: trivial,threads,bike,dask,flat")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     papermill = args.papermill
+    loop_time = None  # the papermill CLI loop over the trivial runs, once for every row
     pm_python = str(Path(papermill).parent / "python")
     if not Path(papermill).exists():
         sys.exit(f"bench: no papermill at {papermill} (make bench creates it)")
@@ -191,10 +195,10 @@ def main() -> None:
             out.mkdir()
             ours[label] = timed([*PARAMILL, "sweep", nb, f"{out}/t_{{x}}.ipynb",
                                  "--grid", "x=" + ",".join(xs), *workers, *flag], env)  # fmt: skip
-        theirs = timed(shell_loop(papermill, nb, folder / "b", "x", xs), env, shell=True)
+        loop_time = timed(shell_loop(papermill, nb, folder / "b", "x", xs), env, shell=True)
         for label, _ in variants:
             rows.append((f"trivial x{args.runs}{label}: vs papermill CLI loop", ours[label],
-                         theirs, 10))  # fmt: skip
+                         loop_time, 10))  # fmt: skip
     if "threads" not in skip:
         (folder / "c").mkdir(exist_ok=True)
         ours = {}
@@ -232,6 +236,19 @@ def main() -> None:
         for label, _ in variants:
             rows.append((f"bikeshare x{args.bike_runs}{label}: vs papermill CLI loop", ours[label],
                          theirs, 3))  # fmt: skip
+    if "dask" not in skip:
+        ours = {}
+        for label, flag in ((" [dask, cold]", "--no-warm"), (" [dask, warm]", "--warm")):
+            out = folder / f"d{label.split(',')[1].strip(' []')}"
+            out.mkdir()
+            ours[label] = timed([*PARAMILL, "sweep", nb, f"{out}/t_{{x}}.ipynb", "--grid",
+                                 "x=" + ",".join(xs), "--executor", "dask", flag], env)  # fmt: skip
+        if loop_time is None:
+            (folder / "b").mkdir(exist_ok=True)
+            loop_time = timed(shell_loop(papermill, nb, folder / "b", "x", xs), env, shell=True)
+        for label, took in ours.items():
+            rows.append((f"trivial x{args.runs}{label}: vs papermill CLI loop", took, loop_time,
+                         3))  # fmt: skip
     print(f"\n{'':66} {'paramill':>9} {'papermill':>9} {'ratio':>7} goal")
     for name, ours, theirs, goal in rows:
         ratio = theirs / ours
