@@ -91,3 +91,34 @@ def test_a_command_that_runs_loads_the_run_path(tmp_path):
     """The check above can fail: the same probe shows the library once a command does work."""
     names = imported(tmp_path, "records", str(tmp_path / "missing.ipynb"), returncode=6)
     assert "paramill.records" in names and "paramill.cli.records" in names
+
+
+# jsonschema (under nbformat) imports rfc3987_syntax, installed with jupyter_server's
+# dependencies, whose import compiles a grammar for seconds; paramill defers it to first use
+DEFERRED_CHECK = """
+import sys, paramill, nbformat, jsonschema
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+nbformat.validate(nb)
+print("loaded after a run's imports:", "rfc3987_syntax.syntax_helpers" in sys.modules)
+checker = jsonschema.FormatChecker()
+print("iri check:", checker.conforms("http://example.com/\\u00fc", "iri"),
+      checker.conforms("not an iri", "iri"))
+print("loaded after an iri check:", "rfc3987_syntax.syntax_helpers" in sys.modules)
+"""
+
+
+def test_the_iri_grammar_is_loaded_only_when_an_iri_is_checked():
+    import importlib.util
+
+    assert importlib.util.find_spec("rfc3987_syntax") is not None, (
+        "the test extra no longer installs rfc3987_syntax (jupyter_server's dependencies)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", DEFERRED_CHECK], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[:3] == [
+        "loaded after a run's imports: False",
+        "iri check: True False",
+        "loaded after an iri check: True",
+    ], proc.stdout

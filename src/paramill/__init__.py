@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ._deferred import defer_slow_imports
 from .errors import (
     CellTimeoutError,
     ExecutionError,
@@ -26,6 +27,8 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+defer_slow_imports()  # before anything imports nbformat (and so jsonschema)
 
 _LAZY = {
     "execute_notebook": "api",
