@@ -115,6 +115,31 @@ def test_runs_share_no_state():
     run_async(main())
 
 
+def test_a_fork_imports_none_of_the_kernel_machinery_and_skips_it_in_collections():
+    """The server imported what a kernel needs to start and answer requests (ipykernel,
+    IPython, tornado's asyncio loop, psutil) and froze it (gc.freeze): a fork neither imports
+    it again nor walks it in its collections (which would copy the memory it shares)."""
+
+    async def main():
+        km, kc = await forked()
+        try:
+            await ask(kc, "x = 1")  # a request answered: what the first cell needs is loaded
+            since_fork = await ask(
+                kc,
+                "import gc, types\n"
+                "print(gc.get_freeze_count(), *sorted(o.__name__ for o in gc.get_objects()"
+                " if isinstance(o, types.ModuleType)))",
+            )
+        finally:
+            await stop_kernel(km, kc)
+        return since_fork.split()
+
+    frozen, *modules = run_async(main())
+    assert int(frozen) > 10_000  # objects left out of every collection in the kernel
+    machinery = ("ipykernel", "IPython", "tornado", "psutil", "jupyter_client", "zmq", "traitlets")
+    assert [m for m in modules if m.split(".")[0] in machinery] == [], modules
+
+
 def test_cwd_env_and_sys_path_match_a_cold_kernel(tmp_path):
     code = (
         "import os, sys, json; print(json.dumps([os.getcwd(), os.environ.get('PROBE'), sys.path]))"

@@ -18,6 +18,7 @@ driver closing the connection kills the kernel (as paramill.forkserver).
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import selectors
@@ -29,16 +30,22 @@ import threading
 import time
 
 _PR_SET_PDEATHSIG = 1
-# what IPKernelApp.initialize imports besides ipykernel.kernelapp (debugpy is most of it)
+# what a kernel imports besides ipykernel.kernelapp (debugpy is most of it): IPKernelApp's
+# initialize, its start (tornado's asyncio loop) and its shutdown (psutil: child processes)
 _KERNEL_MODULES = (
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.debugger",
     "IPython.core.completerlib",
     "IPython.core.debugger",
+    "IPython.core.logger",
     "IPython.core.oinspect",
     "IPython.extensions.storemagic",
     "sqlite3",
+    "tornado.platform.asyncio",
+    "psutil",
+    "faulthandler",
+    "resource",
 )
 
 
@@ -121,6 +128,7 @@ def _preload(folder: str, key: str, modules: list[str], kind: str = "kernel") ->
             _remember_unsafe(folder, key, name)
             os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # type: ignore[attr-defined]
         done.append(name)
+    gc.freeze()  # never collected: forks' collections skip (and do not copy) what they share
     return done
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import gc
 import importlib
 import importlib.util
 import json
@@ -21,16 +22,22 @@ from typing import Any
 
 RUN_NAME = "__paramill_forkserver__"
 _PR_SET_PDEATHSIG = 1
-# what IPKernelApp.initialize imports besides ipykernel.kernelapp (debugpy is most of it)
+# what a kernel imports besides ipykernel.kernelapp (debugpy is most of it): IPKernelApp's
+# initialize, its start (tornado's asyncio loop) and its shutdown (psutil: child processes)
 _KERNEL_MODULES = (
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.debugger",
     "IPython.core.completerlib",
     "IPython.core.debugger",
+    "IPython.core.logger",
     "IPython.core.oinspect",
     "IPython.extensions.storemagic",
     "sqlite3",
+    "tornado.platform.asyncio",
+    "psutil",
+    "faulthandler",
+    "resource",
 )
 
 
@@ -91,6 +98,9 @@ def _preload(preload: list[str]) -> bool:
     if set(os.listdir("/proc/self/fd")) - fds:
         _say(f"preloading {', '.join(preload)} left a file or socket open: cannot fork safely")
         return False
+    # what was imported is never collected: kernels' collections skip it (and so do not touch,
+    # and copy, the memory they share with this process)
+    gc.freeze()
     return True
 
 
