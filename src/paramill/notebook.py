@@ -140,7 +140,16 @@ def inject_parameters(
 
     import nbformat
 
-    cell = nbformat.v4.new_code_cell(source=source, metadata={"tags": [INJECTED_TAG]})
+    # what nbformat.v4.new_code_cell makes, without its schema check (a jsonschema validation
+    # per run, for a cell built here from a string)
+    cell = nbformat.NotebookNode(
+        id=nbformat.v4.nbbase.random_cell_id(),
+        cell_type="code",
+        metadata=nbformat.NotebookNode(tags=[INJECTED_TAG]),
+        execution_count=None,
+        source=source,
+        outputs=[],
+    )
     if report_mode:
         cell.metadata["jupyter"] = {"source_hidden": True}
     old = find_tagged(nb, INJECTED_TAG)

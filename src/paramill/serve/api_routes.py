@@ -60,7 +60,7 @@ async def api_submit(request: Request, wait: float = 0) -> Response:
                              "{...}}"}, 422)
     params = body.get("parameters") or {}
     run_id = uuid.uuid4().hex
-    queue = service.broker.subscribe(run_id) if wait > 0 else None
+    queue = service.broker.subscribe(run_id, progress=False) if wait > 0 else None
     try:
         run = await asyncio.to_thread(_checked_submit, service, body["notebook"], params,
                                       who(request), run_id)

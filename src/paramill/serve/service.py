@@ -35,13 +35,16 @@ class QueueFull(Exception):
 
 class Broker:
     def __init__(self) -> None:
-        self._subs: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = {}
+        # run id -> (loop, queue, whether it wants progress events or status changes only)
+        self._subs: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue, bool]]] = {}
         self._lock = threading.Lock()
 
-    def subscribe(self, run_id: str) -> asyncio.Queue:
+    def subscribe(self, run_id: str, progress: bool = True) -> asyncio.Queue:
+        """Events of ``run_id`` from now on; with ``progress=False`` only status changes (a
+        waiting request is not woken for every cell)."""
         queue: asyncio.Queue = asyncio.Queue()
         with self._lock:
-            self._subs.setdefault(run_id, []).append((asyncio.get_running_loop(), queue))
+            self._subs.setdefault(run_id, []).append((asyncio.get_running_loop(), queue, progress))
         return queue
 
     def unsubscribe(self, run_id: str, queue: asyncio.Queue) -> None:
@@ -55,7 +58,10 @@ class Broker:
     def publish(self, run_id: str, event: dict[str, Any]) -> None:
         with self._lock:
             subs = list(self._subs.get(run_id, []))
-        for loop, queue in subs:
+        status = event.get("event") == "status"
+        for loop, queue, progress in subs:
+            if not (status or progress):
+                continue
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, event)
             except RuntimeError:  # loop closed
@@ -262,7 +268,7 @@ class Service:
         """The run (as JSON) once it ended, or as it is when ``timeout`` runs out. ``queue``:
         a subscription taken before the run was submitted (then no event can be missed)."""
         own = queue is None
-        queue = queue or self.broker.subscribe(run_id)
+        queue = queue or self.broker.subscribe(run_id, progress=False)
         try:
             deadline = time.monotonic() + timeout
             check = own  # a subscription taken after submitting may have missed the end
