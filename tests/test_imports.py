@@ -93,32 +93,39 @@ def test_a_command_that_runs_loads_the_run_path(tmp_path):
     assert "paramill.records" in names and "paramill.cli.records" in names
 
 
-# jsonschema (under nbformat) imports rfc3987_syntax, installed with jupyter_server's
-# dependencies, whose import compiles a grammar for seconds; paramill defers it to first use
+# jsonschema (under nbformat) imports every format checker installed; rfc3987_syntax (with
+# jupyter_server's dependencies) compiles a grammar for seconds at import: paramill defers it,
+# and rfc3986_validator, to first use
 DEFERRED_CHECK = """
 import sys, paramill, nbformat, jsonschema
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
 nbformat.validate(nb)
-print("loaded after a run's imports:", "rfc3987_syntax.syntax_helpers" in sys.modules)
+real = lambda: [type(sys.modules[m]).__name__ == "module"
+                for m in ("rfc3987_syntax", "rfc3986_validator")]
+print("real after a run's imports:", *real())
 checker = jsonschema.FormatChecker()
 print("iri check:", checker.conforms("http://example.com/\\u00fc", "iri"),
       checker.conforms("not an iri", "iri"))
-print("loaded after an iri check:", "rfc3987_syntax.syntax_helpers" in sys.modules)
+print("uri check:", checker.conforms("http://example.com/", "uri"),
+      checker.conforms("not a uri", "uri"))
+print("real after the checks:", *real())
 """
 
 
-def test_the_iri_grammar_is_loaded_only_when_an_iri_is_checked():
+def test_slow_format_checkers_are_loaded_only_when_a_format_is_checked():
     import importlib.util
 
-    assert importlib.util.find_spec("rfc3987_syntax") is not None, (
-        "the test extra no longer installs rfc3987_syntax (jupyter_server's dependencies)"
-    )
+    for module in ("rfc3987_syntax", "rfc3986_validator"):
+        assert importlib.util.find_spec(module) is not None, (
+            f"the test extra no longer installs {module} (jupyter_server's dependencies)"
+        )
     proc = subprocess.run(
         [sys.executable, "-c", DEFERRED_CHECK], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split("\n")[:3] == [
-        "loaded after a run's imports: False",
+    assert proc.stdout.split("\n")[:4] == [
+        "real after a run's imports: False False",
         "iri check: True False",
-        "loaded after an iri check: True",
+        "uri check: True False",
+        "real after the checks: True True",
     ], proc.stdout

@@ -1,11 +1,12 @@
 """Third-party modules whose import is slow and seldom used, loaded on first use instead.
 
-Every run imports nbformat, which imports jsonschema. When ``rfc3987_syntax`` is installed (it
-comes with jupyter_server's dependencies, so with JupyterLab, Voila, ...), jsonschema imports it
-at once to offer the "iri" format check, and that import compiles a Lark grammar: 1.2-1.8 s on
-a 2-core machine, paid by every run (and by papermill's) for a check nbformat's schema never
-uses. ``defer_slow_imports`` puts a stand-in in its place that imports the real module the
-first time anything of it is used, so the check still works where something asks for it.
+Every run imports nbformat, which imports jsonschema, which imports at once every format
+checker it finds installed. Two of them come with jupyter_server's dependencies (so with
+JupyterLab, Voila, ...) and cost every run (and papermill's) for checks nbformat's schema never
+uses: ``rfc3987_syntax`` compiles a Lark grammar at import (1.2-1.8 s on a 2-core machine) and
+``rfc3986_validator`` compiles its regular expressions (~10 ms). ``defer_slow_imports`` puts a
+stand-in in their place that imports the real module the first time anything of it is used, so
+the checks still work where something asks for them.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ import importlib
 import importlib.util
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
-IRI_MODULE = "rfc3987_syntax"
+# module -> the names jsonschema takes from it with ``from module import name`` at its import
+DEFERRED: dict[str, tuple[str, ...]] = {
+    "rfc3987_syntax": ("is_valid_syntax",),
+    "rfc3986_validator": ("validate_rfc3986",),
+}
 
 
 class _Deferred(types.ModuleType):
@@ -40,23 +46,31 @@ def _real(name: str) -> types.ModuleType:
     return importlib.import_module(name)
 
 
-def _is_valid_syntax(*args: Any, **kwargs: Any) -> Any:
-    # jsonschema does ``from rfc3987_syntax import is_valid_syntax`` at import: a name that must
-    # exist on the stand-in without loading the real module
-    return _real(IRI_MODULE).is_valid_syntax(*args, **kwargs)
+def _forwarder(module: str, name: str) -> Callable[..., Any]:
+    """A function that stands for ``module.name`` and loads the module when called."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_real(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 def defer_slow_imports() -> None:
-    """Install the stand-ins, unless the real modules (or jsonschema) are loaded already."""
-    if IRI_MODULE in sys.modules or "jsonschema" in sys.modules:
+    """Install the stand-ins, unless jsonschema (or the real module) is loaded already."""
+    if "jsonschema" in sys.modules:
         return
-    try:
-        spec = importlib.util.find_spec(IRI_MODULE)
-    except (ImportError, ValueError):
-        return
-    if spec is None:
-        return
-    stand_in = _Deferred(IRI_MODULE)
-    stand_in.__spec__ = spec
-    stand_in.is_valid_syntax = _is_valid_syntax  # type: ignore[attr-defined]
-    sys.modules[IRI_MODULE] = stand_in
+    for module, names in DEFERRED.items():
+        if module in sys.modules:
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        stand_in = _Deferred(module)
+        stand_in.__spec__ = spec
+        for name in names:
+            setattr(stand_in, name, _forwarder(module, name))
+        sys.modules[module] = stand_in

@@ -8,6 +8,7 @@ click's usage errors (exit 2) for values that cannot work.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -91,9 +92,6 @@ def _liveness(values: tuple[str, ...]) -> tuple[float | None, dict[str, float]]:
 
 def remote_kwargs(remote: Mapping[str, Any]) -> dict[str, Any]:
     """``run``'s keyword arguments for the options above (empty when none was given)."""
-    from ..errors import KernelError
-    from ..kernel.gateway import Gateway
-
     kwargs: dict[str, Any] = {}
     overall, per_kernel = _liveness(remote.get("liveness_timeout") or ())
     headers = {}
@@ -104,18 +102,9 @@ def remote_kwargs(remote: Mapping[str, Any]) -> dict[str, Any]:
                 f"{header!r}: expected 'NAME: VALUE'", param_hint="--gateway-header"
             )
         headers[name.strip()] = value.strip()
-    try:
-        gateway = Gateway.from_env(
-            url=remote.get("gateway_url"),
-            token=remote.get("gateway_token"),
-            headers=headers or None,
-            validate_cert=remote.get("gateway_validate_cert"),
-            ca_bundle=remote.get("gateway_ca_bundle"),
-            liveness_timeout=overall,
-            liveness_timeouts=per_kernel or None,
-        )
-    except KernelError as exc:
-        raise click.UsageError(exc.message) from None
+    gateway = None
+    if remote.get("gateway_url") or os.environ.get("JUPYTER_GATEWAY_URL"):
+        gateway = _gateway(remote, headers, overall, per_kernel)
     connection = remote.get("connection_file")
     if gateway is not None and connection:
         raise click.UsageError("--gateway-url and --connection-file cannot be used together")
@@ -128,3 +117,27 @@ def remote_kwargs(remote: Mapping[str, Any]) -> dict[str, Any]:
     elif overall is not None:
         kwargs["kernel_liveness_timeout"] = overall
     return kwargs
+
+
+def _gateway(
+    remote: Mapping[str, Any],
+    headers: dict[str, str],
+    overall: float | None,
+    per_kernel: dict[str, float],
+) -> Any:
+    """The run's gateway (its client, with urllib and ssl, is imported only for such a run)."""
+    from ..errors import KernelError
+    from ..kernel.gateway import Gateway
+
+    try:
+        return Gateway.from_env(
+            url=remote.get("gateway_url"),
+            token=remote.get("gateway_token"),
+            headers=headers or None,
+            validate_cert=remote.get("gateway_validate_cert"),
+            ca_bundle=remote.get("gateway_ca_bundle"),
+            liveness_timeout=overall,
+            liveness_timeouts=per_kernel or None,
+        )
+    except KernelError as exc:
+        raise click.UsageError(exc.message) from None
