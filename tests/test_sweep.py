@@ -447,6 +447,21 @@ def test_dask_local_cluster(report, tmp_path):
         while any(kernels_of(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(kernels_of(w) for w in workers)
+        # the workers' pools fork python kernels from a pre-imported server, as local sweeps do
+        probe = tmp_path / "parent.ipynb"
+        nbformat.write(
+            make_notebook([("code", "n = 0", "parameters"),
+                           "import os\nprint(open(f'/proc/{os.getppid()}/cmdline').read())"]),
+            probe,
+        )  # fmt: skip
+        runs = paramill.sweep(
+            str(probe), str(tmp_path / "p_{n}.ipynb"), {"n": [1, 2]}, executor="dask",
+            client=client,
+        )  # fmt: skip
+        assert [r.status for r in runs] == ["completed", "completed"]
+        for n in (1, 2):
+            parent = read_nb(tmp_path / f"p_{n}.ipynb").cells[-1].outputs[0]["text"]
+            assert "forkserver" in parent, parent
 
 
 def test_dask_fail_fast_skips_the_runs_not_yet_done(write_nb, tmp_path):

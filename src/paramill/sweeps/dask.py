@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import MissingDependencyError
+from ..kernel import forkserver
 from ..kernel.pool import KernelPool
 from ..storage import is_url
 from .executors import Executor, SweepJob
@@ -42,15 +43,28 @@ def _distributed() -> Any:
 class KernelPoolPlugin(_PluginBase):
     """A ``distributed`` worker plugin holding one KernelPool per worker process."""
 
-    def __init__(self, name: str, size: int, preload: Sequence[str], start_timeout: float):
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        preload: Sequence[str],
+        start_timeout: float,
+        fork_server: bool = True,
+    ):
         self.name = name
         self.size = size
         self.preload = list(preload)
         self.start_timeout = start_timeout
+        self.fork_server = fork_server  # python kernels forked from a pre-imported server
         self.pool: Any = None
 
     def setup(self, worker: Any) -> None:
-        self.pool = KernelPool(self.size, preload=self.preload, start_timeout=self.start_timeout)
+        self.pool = KernelPool(
+            self.size,
+            preload=self.preload,
+            start_timeout=self.start_timeout,
+            fork_server=self.fork_server,
+        )
 
     def teardown(self, worker: Any) -> None:
         if self.pool is not None:
@@ -94,7 +108,10 @@ class DaskExecutor(Executor):
             if plugin is not None:
                 threads = max(client.nthreads().values() or [1])
                 start_timeout = job.run_options.get("start_timeout", 60)
-                pool = KernelPoolPlugin(plugin, threads, job.preload_modules(), start_timeout)
+                fork = forkserver.enabled(self.options.fork_server, default=True)
+                pool = KernelPoolPlugin(
+                    plugin, threads, job.preload_modules(), start_timeout, fork_server=fork
+                )
                 client.register_plugin(pool, name=plugin)
             self._submit_and_collect(distributed, client, job, plugin, token)
         finally:
